@@ -1,0 +1,93 @@
+"""Settings from environment variables (``MODELGATE_*``) and an optional YAML file.
+
+Precedence: explicit keyword arguments > environment > YAML file (``MODELGATE_CONFIG``) >
+embedded defaults (SQLite in the working directory, the embedded Rego engine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+EngineName = Literal["embedded", "opa"]
+FailureMode = Literal["closed", "open"]
+
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+class SettingsError(ValueError):
+    """A setting has a value modelgate cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration shared by the webhook, the CLI and the auditor."""
+
+    database_url: str = "sqlite:///modelgate.db"
+    policy_engine: EngineName = "embedded"
+    opa_url: str = "http://127.0.0.1:8181"
+    policy_dir: Path = field(default=DEFAULT_POLICY_DIR)
+    cluster_name: str = "default"
+    failure_mode: FailureMode = "closed"
+    policy_timeout_seconds: float = 2.0
+    policy_reload_seconds: float = 2.0
+    max_request_bytes: int = 3 * 1024 * 1024
+    log_level: str = "INFO"
+    spool_dir: Path | None = None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_file = env.get("MODELGATE_CONFIG")
+        if config_file:
+            values.update(_load_yaml(Path(config_file)))
+        for f in fields(cls):
+            key = "MODELGATE_" + f.name.upper()
+            if key in env and env[key] != "":
+                values[f.name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls()._with(values)
+
+    def _with(self, values: Mapping[str, Any]) -> Settings:
+        known = {f.name: f for f in fields(self)}
+        converted: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise SettingsError(f"unknown setting {name!r}")
+            converted[name] = _convert(name, raw)
+        return replace(self, **converted)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise SettingsError(f"cannot read config file {path}: {e}") from e
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"config file {path} must hold a mapping")
+    return {str(k).replace("-", "_"): v for k, v in loaded.items()}
+
+
+def _convert(name: str, raw: Any) -> Any:
+    try:
+        if name in ("policy_dir", "spool_dir"):
+            return Path(str(raw)) if raw is not None else None
+        if name in ("policy_timeout_seconds", "policy_reload_seconds"):
+            return float(raw)
+        if name == "max_request_bytes":
+            return int(raw)
+    except (TypeError, ValueError) as e:
+        raise SettingsError(f"setting {name} has an invalid value {raw!r}") from e
+    if name == "policy_engine" and raw not in ("embedded", "opa"):
+        raise SettingsError(f"MODELGATE_POLICY_ENGINE must be 'embedded' or 'opa', not {raw!r}")
+    if name == "failure_mode" and raw not in ("closed", "open"):
+        raise SettingsError(f"MODELGATE_FAILURE_MODE must be 'closed' or 'open', not {raw!r}")
+    return raw if not isinstance(raw, str) else raw.strip()

@@ -1,0 +1,283 @@
+"""Workload extraction: one Kubernetes object in, one flat description out.
+
+The webhook, ``modelgate evaluate`` and the auditor all call :func:`extract_workload`, so a
+model is judged the same way wherever it is seen. The result is plain JSON (a ``TypedDict``)
+because it travels into the Rego policy as ``input.workload``.
+
+Metadata precedence for every ``modelgate.dev/*`` key (first found wins):
+object annotations > pod-template annotations > object labels > pod-template labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
+
+from modelgate import ANNOTATION_PREFIX, MODEL_LABEL
+
+
+class WorkloadError(ValueError):
+    """The object cannot be described as a workload (not a mapping, no kind, ...)."""
+
+
+class Container(TypedDict):
+    name: str
+    image: str
+    role: str  # "container", "init" or a component name (predictor, transformer, ...)
+    resources: dict[str, Any]
+
+
+class TemplateMeta(TypedDict):
+    path: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+class Workload(TypedDict):
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    templates: list[TemplateMeta]
+    containers: list[Container]
+    images: list[str]
+    storage_uris: list[str]
+    metadata: dict[str, str]
+    metadata_sources: dict[str, str]
+    model_label: bool
+    controlled: bool
+    owner_references: list[dict[str, Any]]
+
+
+#: Kinds the webhook and the auditor understand, with their API groups.
+SUPPORTED_KINDS: dict[str, str] = {
+    "Deployment": "apps",
+    "StatefulSet": "apps",
+    "DaemonSet": "apps",
+    "ReplicaSet": "apps",
+    "Job": "batch",
+    "CronJob": "batch",
+    "Pod": "",
+    "InferenceService": "serving.kserve.io",
+    "SeldonDeployment": "machinelearning.seldon.io",
+}
+
+_POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+_KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def _get(obj: Any, *path: str) -> Any:
+    cur = obj
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _containers_of(pod_spec: Any, role_prefix: str = "") -> list[Container]:
+    out: list[Container] = []
+    if not isinstance(pod_spec, Mapping):
+        return out
+    for key, role in (("initContainers", "init"), ("containers", "container")):
+        for c in _list(pod_spec.get(key)):
+            if not isinstance(c, Mapping):
+                continue
+            out.append(
+                Container(
+                    name=str(c.get("name") or ""),
+                    image=str(c.get("image") or ""),
+                    role=f"{role_prefix}{role}" if role_prefix else role,
+                    resources=dict(c.get("resources") or {})
+                    if isinstance(c.get("resources"), Mapping)
+                    else {},
+                )
+            )
+    return out
+
+
+def _template_meta(template: Any, path: str) -> TemplateMeta | None:
+    meta = _get(template, "metadata")
+    if not isinstance(template, Mapping):
+        return None
+    return TemplateMeta(
+        path=path,
+        labels=_str_map(_get(meta, "labels")),
+        annotations=_str_map(_get(meta, "annotations")),
+    )
+
+
+def _kserve(spec: Mapping[str, Any]) -> tuple[list[Container], list[str]]:
+    containers: list[Container] = []
+    uris: list[str] = []
+    for component in _KSERVE_COMPONENTS:
+        comp = spec.get(component)
+        if not isinstance(comp, Mapping):
+            continue
+        containers.extend(_containers_of(comp, f"{component}-"))
+        for sub_name, sub in comp.items():
+            # framework/model specs: {"model": {...}}, {"sklearn": {...}}, {"pytorch": {...}}
+            if not isinstance(sub, Mapping) or sub_name in ("containers", "initContainers"):
+                continue
+            if "storageUri" in sub and sub["storageUri"]:
+                uris.append(str(sub["storageUri"]))
+            if sub.get("image"):
+                containers.append(
+                    Container(
+                        name=str(sub.get("name") or sub_name),
+                        image=str(sub["image"]),
+                        role=component,
+                        resources=dict(sub.get("resources") or {})
+                        if isinstance(sub.get("resources"), Mapping)
+                        else {},
+                    )
+                )
+    return containers, uris
+
+
+def _seldon(
+    spec: Mapping[str, Any],
+) -> tuple[list[Container], list[str], list[TemplateMeta]]:
+    containers: list[Container] = []
+    uris: list[str] = []
+    templates: list[TemplateMeta] = []
+    for i, predictor in enumerate(_list(spec.get("predictors"))):
+        if not isinstance(predictor, Mapping):
+            continue
+        for j, component in enumerate(_list(predictor.get("componentSpecs"))):
+            if not isinstance(component, Mapping):
+                continue
+            meta = _template_meta(component, f"spec.predictors[{i}].componentSpecs[{j}]")
+            if meta is not None:
+                templates.append(meta)
+            containers.extend(_containers_of(component.get("spec")))
+        stack = [predictor.get("graph")]
+        while stack:
+            node = stack.pop()
+            if not isinstance(node, Mapping):
+                continue
+            if node.get("modelUri"):
+                uris.append(str(node["modelUri"]))
+            stack.extend(_list(node.get("children")))
+    return containers, uris, templates
+
+
+def extract_workload(obj: Any, namespace: str | None = None) -> Workload:
+    """Describe one Kubernetes object as a :class:`Workload`.
+
+    ``namespace`` fills in the namespace when the object omits it (as AdmissionReview
+    objects for CREATE often do).
+    """
+    if not isinstance(obj, Mapping):
+        raise WorkloadError("object must be a mapping")
+    kind = obj.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise WorkloadError("object has no kind")
+    metadata = obj.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise WorkloadError("object metadata must be a mapping")
+    metadata = metadata or {}
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+
+    templates: list[TemplateMeta] = []
+    containers: list[Container] = []
+    uris: list[str] = []
+
+    if kind in _POD_TEMPLATE_PATHS:
+        path = _POD_TEMPLATE_PATHS[kind]
+        template = _get(obj, *path)
+        meta = _template_meta(template, ".".join(path))
+        if meta is not None:
+            templates.append(meta)
+        containers = _containers_of(_get(template, "spec"))
+    elif kind == "Pod":
+        containers = _containers_of(spec)
+    elif kind == "InferenceService":
+        containers, uris = _kserve(spec)
+    elif kind == "SeldonDeployment":
+        containers, uris, templates = _seldon(spec)
+    else:
+        # unknown kinds: still look for a conventional pod template
+        template = _get(obj, "spec", "template")
+        meta = _template_meta(template, "spec.template")
+        if meta is not None:
+            templates.append(meta)
+            containers = _containers_of(_get(template, "spec"))
+
+    labels = _str_map(metadata.get("labels"))
+    annotations = _str_map(metadata.get("annotations"))
+    merged, sources = _merge_metadata(labels, annotations, templates)
+    owners = [dict(o) for o in _list(metadata.get("ownerReferences")) if isinstance(o, Mapping)]
+
+    images: list[str] = []
+    for c in containers:
+        if c["image"] and c["image"] not in images:
+            images.append(c["image"])
+
+    return Workload(
+        api_version=str(obj.get("apiVersion") or ""),
+        kind=kind,
+        name=str(metadata.get("name") or metadata.get("generateName") or ""),
+        namespace=str(metadata.get("namespace") or namespace or ""),
+        labels=labels,
+        annotations=annotations,
+        templates=templates,
+        containers=containers,
+        images=images,
+        storage_uris=uris,
+        metadata=merged,
+        metadata_sources=sources,
+        model_label=_is_true(labels.get(MODEL_LABEL))
+        or any(_is_true(t["labels"].get(MODEL_LABEL)) for t in templates),
+        controlled=any(o.get("controller") is True for o in owners),
+        owner_references=owners,
+    )
+
+
+def _is_true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "true"
+
+
+def _merge_metadata(
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    templates: Iterable[TemplateMeta],
+) -> tuple[dict[str, str], dict[str, str]]:
+    templates = list(templates)
+    layers: list[tuple[str, Mapping[str, str]]] = [("annotation", annotations)]
+    layers += [(f"{t['path']}.annotation", t["annotations"]) for t in templates]
+    layers.append(("label", labels))
+    layers += [(f"{t['path']}.label", t["labels"]) for t in templates]
+    merged: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for key, value in layer.items():
+            if not key.startswith(ANNOTATION_PREFIX):
+                continue
+            short = key[len(ANNOTATION_PREFIX) :]
+            if short in merged or short in ("model", "enforcement"):
+                continue
+            merged[short] = value
+            sources[short] = source
+    return merged, sources

@@ -1,0 +1,70 @@
+"""The policy engine seam: one ``Protocol``, two implementations (embedded, opa)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class PolicyError(Exception):
+    """Base class for policy evaluation problems."""
+
+
+class BundleError(PolicyError):
+    """The policy bundle cannot be loaded or does not compile."""
+
+
+class EvaluationError(PolicyError):
+    """Evaluation failed (engine error, bad result shape, OPA unreachable)."""
+
+
+class EvaluationTimeout(EvaluationError):
+    """Evaluation did not finish within the configured timeout."""
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """What ``data.modelgate.admission`` answered for one input."""
+
+    is_model: bool
+    deny: tuple[str, ...] = ()
+    warn: tuple[str, ...] = ()
+    violations: tuple[str, ...] = ()
+    enforcement: str = "enforce"
+    bundle_digest: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.deny
+
+
+@runtime_checkable
+class PolicyEngine(Protocol):
+    """Evaluates the bundle. Implementations must be safe to call from several threads."""
+
+    name: str
+
+    @property
+    def bundle_digest(self) -> str:
+        """SHA-256 of the bundle currently serving (empty when none is loaded)."""
+        ...
+
+    def ready(self) -> bool:
+        """True once a bundle is loaded (and, for OPA, the server answers)."""
+        ...
+
+    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+        """Evaluate; raises :class:`EvaluationError` (or a subclass) on failure."""
+        ...
+
+    def reload_if_changed(self) -> bool:
+        """Reload when the bundle on disk changed. True if a new bundle now serves.
+
+        Raises :class:`BundleError` when the new bundle does not compile; the last good
+        bundle keeps serving.
+        """
+        ...
+
+    def close(self) -> None: ...
