@@ -77,8 +77,6 @@ def build_input(
         today=stamp[:10],
         request=dict(request),
         workload=workload,
-        namespace=NamespaceInfo(
-            name=workload["namespace"], labels=dict(namespace_labels or {})
-        ),
+        namespace=NamespaceInfo(name=workload["namespace"], labels=dict(namespace_labels or {})),
         enforcement=enforcement,
     )

@@ -41,9 +41,7 @@ class Settings:
     spool_dir: Path | None = None
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         config_file = env.get("MODELGATE_CONFIG")

@@ -139,7 +139,7 @@ def _kserve(spec: Mapping[str, Any]) -> tuple[list[Container], list[str]]:
             # framework/model specs: {"model": {...}}, {"sklearn": {...}}, {"pytorch": {...}}
             if not isinstance(sub, Mapping) or sub_name in ("containers", "initContainers"):
                 continue
-            if "storageUri" in sub and sub["storageUri"]:
+            if sub.get("storageUri"):
                 uris.append(str(sub["storageUri"]))
             if sub.get("image"):
                 containers.append(
