@@ -1,0 +1,156 @@
+"""Engines and sessions: URL normalisation (psycopg 3 for PostgreSQL), SQLite pragmas, a
+readiness ping, and a small error hierarchy that callers outside the package can catch without
+importing SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, exc, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_URL = "sqlite:///modelgate.db"
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class InventoryError(RuntimeError):
+    """Base of the inventory's errors."""
+
+
+class DatabaseURLError(InventoryError, ValueError):
+    """The database URL cannot be used."""
+
+
+class DatabaseUnavailable(InventoryError):
+    """The database does not answer (down, unreachable, bad credentials, ...)."""
+
+
+class SchemaMissing(InventoryError):
+    """The database answers but the inventory tables are not there (run ``db upgrade``)."""
+
+
+def normalize_url(url: str) -> str:
+    """Canonical SQLAlchemy URL: ``postgres://`` and ``postgresql://`` use psycopg 3."""
+    url = (url or "").strip()
+    if not url:
+        return DEFAULT_URL
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+            break
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as e:
+        raise DatabaseURLError(f"invalid database URL {redact(url)!r}: {e}") from e
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseURLError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://"
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise DatabaseURLError(
+            f"unsupported PostgreSQL driver {parsed.get_driver_name()!r}: use postgresql+psycopg://"
+        )
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden (for messages and logs)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<unparseable URL>"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (normalised); nothing connects until first use."""
+    url = normalize_url(url)
+    backend = make_url(url).get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if backend == "sqlite":
+        options["connect_args"] = {"check_same_thread": False, "timeout": 15}
+    else:
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        options["pool_recycle"] = 1800
+    options.update(kwargs)
+    engine = create_engine(url, **options)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+    finally:
+        cursor.close()
+
+
+def is_connectivity_error(error: BaseException) -> bool:
+    """Whether ``error`` means "the database is not usable right now" (retry later) rather
+    than "this data is wrong" (retrying will not help)."""
+    return isinstance(
+        error,
+        exc.OperationalError
+        | exc.InterfaceError
+        | exc.DisconnectionError
+        | exc.TimeoutError
+        | exc.ProgrammingError,  # e.g. tables missing until `db upgrade` runs
+    ) or (isinstance(error, exc.DBAPIError) and error.connection_invalidated)
+
+
+class Database:
+    """An engine plus a session factory for one URL."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url, **engine_kwargs)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only use session; database errors become :class:`InventoryError`."""
+        try:
+            with self._sessions() as session:
+                yield session
+        except (exc.OperationalError, exc.ProgrammingError) as e:
+            raise classify(e, self.url) from e
+        except exc.InterfaceError as e:
+            raise DatabaseUnavailable(f"database {redact(self.url)} unavailable: {e}") from e
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except exc.SQLAlchemyError:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def classify(error: exc.DBAPIError, url: str) -> InventoryError:
+    """A one-line, user-facing error for a database failure."""
+    message = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    lowered = message.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return SchemaMissing(
+            f"the inventory schema is missing in {redact(url)}: run `modelgate db upgrade`"
+        )
+    return DatabaseUnavailable(f"database {redact(url)} unavailable: {message}")

@@ -1,0 +1,257 @@
+"""Typed ORM models of the inventory.
+
+Lineage: ``Dataset`` --(training_run_datasets)--> ``TrainingRun`` --> ``ModelVersion``
+--> ``Deployment``; datasets are also linked to the version directly
+(``model_version_datasets``) because ``training-run`` is optional metadata.
+
+``Decision`` is the append-only decision log: a trigger (created with the table, and by the
+migration) refuses UPDATE and DELETE on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from modelgate.inventory.base import Base, JSONType, UTCDateTime, utcnow
+
+#: Integer primary keys that are BIGINT on PostgreSQL and rowid aliases on SQLite.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+training_run_datasets = Table(
+    "training_run_datasets",
+    Base.metadata,
+    Column(
+        "training_run_id",
+        BigID,
+        ForeignKey("training_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("dataset_id", BigID, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+)
+
+model_version_datasets = Table(
+    "model_version_datasets",
+    Base.metadata,
+    Column(
+        "model_version_id",
+        BigID,
+        ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("dataset_id", BigID, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Model(Base):
+    """A named model; its versions carry the metadata."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    owner: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    versions: Mapped[list[ModelVersion]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    uri: Mapped[str] = mapped_column(Text, unique=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    training_runs: Mapped[list[TrainingRun]] = relationship(
+        secondary=training_run_datasets, back_populates="datasets"
+    )
+    model_versions: Mapped[list[ModelVersion]] = relationship(
+        secondary=model_version_datasets, back_populates="datasets"
+    )
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    run_ref: Mapped[str] = mapped_column(Text, unique=True)  # run id or URL, as annotated
+    url: Mapped[str | None] = mapped_column(Text)  # set when run_ref is a URL
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    datasets: Mapped[list[Dataset]] = relationship(
+        secondary=training_run_datasets, back_populates="training_runs"
+    )
+    model_versions: Mapped[list[ModelVersion]] = relationship(back_populates="training_run")
+
+
+class ModelVersion(Base):
+    """One version of a model with every metadata field of the annotation contract."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    model_id: Mapped[int] = mapped_column(
+        BigID, ForeignKey("models.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(Text, default="")
+    training_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    training_date_raw: Mapped[str | None] = mapped_column(Text)
+    compliance_status: Mapped[str] = mapped_column(Text, default="")
+    risk_tier: Mapped[str] = mapped_column(Text, default="limited")
+    model_card: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    training_run_id: Mapped[int | None] = mapped_column(
+        BigID, ForeignKey("training_runs.id", ondelete="SET NULL"), index=True
+    )
+    source: Mapped[str | None] = mapped_column(Text)
+    exempt_reason: Mapped[str | None] = mapped_column(Text)
+    #: every modelgate.dev/* value as admitted (what could not be parsed is still here)
+    raw_metadata: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    first_admitted: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_admitted: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    model: Mapped[Model] = relationship(back_populates="versions")
+    training_run: Mapped[TrainingRun | None] = relationship(back_populates="model_versions")
+    datasets: Mapped[list[Dataset]] = relationship(
+        secondary=model_version_datasets, back_populates="model_versions"
+    )
+    certifications: Mapped[list[Certification]] = relationship(
+        back_populates="model_version",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Certification.name",
+    )
+    deployments: Mapped[list[Deployment]] = relationship(back_populates="model_version")
+
+
+class Certification(Base):
+    __tablename__ = "certifications"
+    __table_args__ = (UniqueConstraint("model_version_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        BigID, ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(Text)
+    expires: Mapped[date | None] = mapped_column(Date)
+    expires_raw: Mapped[str | None] = mapped_column(Text)
+
+    model_version: Mapped[ModelVersion] = relationship(back_populates="certifications")
+
+
+class Deployment(Base):
+    """A workload in a cluster running a model version.
+
+    Admission fills identity, images and the version; the auditor updates the runtime fields
+    (replicas, ready_replicas, resources, last_seen, status).
+    """
+
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("cluster", "namespace", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    cluster: Mapped[str] = mapped_column(Text)
+    namespace: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    images: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    model_version_id: Mapped[int | None] = mapped_column(
+        BigID, ForeignKey("model_versions.id", ondelete="SET NULL"), index=True
+    )
+    first_admitted: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_admitted: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    replicas: Mapped[int | None] = mapped_column(Integer)
+    ready_replicas: Mapped[int | None] = mapped_column(Integer)
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str | None] = mapped_column(Text)
+
+    model_version: Mapped[ModelVersion | None] = relationship(back_populates="deployments")
+
+
+class Decision(Base):
+    """One admission decision, allowed or denied. Append-only."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        Index(None, "cluster", "namespace", "kind", "name"),
+        Index(None, "model_name", "model_version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    #: recorder-assigned id; makes replays (spool, retries) idempotent
+    event_id: Mapped[str] = mapped_column(Text, unique=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    uid: Mapped[str] = mapped_column(Text, default="")
+    user: Mapped[str] = mapped_column(Text, default="")
+    operation: Mapped[str] = mapped_column(Text, default="")
+    cluster: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(Text, default="")
+    namespace: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(Text, default="")
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    is_model: Mapped[bool] = mapped_column(Boolean)
+    model_name: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(Text)
+    violations: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    warnings: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    enforcement: Mapped[str] = mapped_column(Text, default="")
+    bundle_digest: Mapped[str] = mapped_column(Text, default="")
+    engine: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- append-only decision log: triggers on both backends ------------------------------------
+
+APPEND_ONLY_MESSAGE = "the decision log is append-only"
+
+SQLITE_APPEND_ONLY = [
+    f"""CREATE TRIGGER decisions_no_{op.lower()} BEFORE {op} ON decisions
+BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"""
+    for op in ("UPDATE", "DELETE")
+]
+SQLITE_APPEND_ONLY_DROP = [
+    f"DROP TRIGGER IF EXISTS decisions_no_{op}" for op in ("update", "delete")
+]
+
+POSTGRES_APPEND_ONLY = [
+    f"""CREATE OR REPLACE FUNCTION decisions_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}' USING ERRCODE = 'insufficient_privilege';
+END
+$$""",
+    """CREATE TRIGGER decisions_append_only BEFORE UPDATE OR DELETE ON decisions
+FOR EACH ROW EXECUTE FUNCTION decisions_append_only()""",
+]
+POSTGRES_APPEND_ONLY_DROP = [
+    "DROP TRIGGER IF EXISTS decisions_append_only ON decisions",
+    "DROP FUNCTION IF EXISTS decisions_append_only()",
+]
+
+for _stmt in SQLITE_APPEND_ONLY:
+    event.listen(Decision.__table__, "after_create", DDL(_stmt).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
+for _stmt in POSTGRES_APPEND_ONLY:
+    event.listen(Decision.__table__, "after_create", DDL(_stmt).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
