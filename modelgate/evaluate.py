@@ -1,0 +1,334 @@
+"""``modelgate evaluate``: the admission decision for manifests on disk, without a cluster.
+
+It uses the same extraction (:func:`modelgate.workload.extract_workload`), the same policy
+input (:func:`modelgate.policy_input.build_input`, mode ``evaluate``) and the same engine as
+the webhook, and the same rule for what is not evaluated (:func:`skip_reason`).
+
+Exit status: 0 when everything is allowed, 1 when anything is denied, 2 when the input cannot
+be read or parsed (or the policy bundle cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypedDict
+
+import click
+import yaml
+
+from modelgate.policy_input import build_input, synthesize_request
+from modelgate.settings import Settings, SettingsError
+from modelgate.workload import SUPPORTED_KINDS, WorkloadError, extract_workload
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def skip_reason(kind: str, obj: Mapping[str, Any] | None) -> str | None:
+    """Why an object is allowed without evaluation, or ``None`` when it must be evaluated.
+
+    Kinds outside :data:`SUPPORTED_KINDS` are not workloads modelgate judges; a Pod created by
+    a controller (``ownerReferences[].controller: true``) was judged through its controller.
+    """
+    if kind not in SUPPORTED_KINDS:
+        return "unsupported-kind"
+    if kind == "Pod" and isinstance(obj, Mapping):
+        metadata = obj.get("metadata")
+        owners = metadata.get("ownerReferences") if isinstance(metadata, Mapping) else None
+        if isinstance(owners, list) and any(
+            isinstance(o, Mapping) and o.get("controller") is True for o in owners
+        ):
+            return "controlled-pod"
+    return None
+
+
+class InputError(Exception):
+    """A manifest cannot be read or parsed (exit status 2)."""
+
+
+class ObjectResult(TypedDict):
+    kind: str
+    name: str
+    namespace: str
+    is_model: bool
+    allowed: bool
+    violations: list[str]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One Kubernetes object and where it came from (for error messages)."""
+
+    source: str
+    obj: dict[str, Any]
+
+
+def _read(path: str) -> tuple[str, str]:
+    if path == "-":
+        try:
+            return "<stdin>", sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read standard input: {e}") from e
+    try:
+        return path, Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _expand(path: str) -> list[str]:
+    if path == "-":
+        return ["-"]
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(
+            str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MANIFEST_SUFFIXES
+        )
+        return files
+    if not p.exists():
+        raise InputError(f"{path}: no such file or directory")
+    return [path]
+
+
+def _documents(source: str, text: str) -> Iterator[Any]:
+    if source.endswith(".json"):
+        try:
+            yield json.loads(text)
+        except ValueError as e:
+            raise InputError(f"{source}: not valid JSON: {e}") from e
+        return
+    try:
+        # YAML is a superset of JSON, so stdin and .yaml files may hold either
+        yield from yaml.safe_load_all(text)
+    except yaml.YAMLError as e:
+        raise InputError(f"{source}: not valid YAML: {_yaml_problem(e)}") from e
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    if mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(problem)
+
+
+def _objects(source: str, doc: Any, where: str) -> Iterator[Manifest]:
+    if doc is None:  # empty document between '---' separators
+        return
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: expected a Kubernetes object (a mapping), got {_type(doc)}")
+    kind = doc.get("kind")
+    items = doc.get("items")
+    if isinstance(items, list) and (kind is None or str(kind).endswith("List")):
+        for i, item in enumerate(items):
+            yield from _objects(source, item, f"{where} items[{i}]")
+        return
+    if not isinstance(kind, str) or not kind:
+        raise InputError(f"{where}: object has no kind")
+    metadata = doc.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputError(f"{where}: metadata must be a mapping")
+    yield Manifest(source=where, obj=doc)
+
+
+def _type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def load_manifests(paths: list[str]) -> list[Manifest]:
+    """Every object in the given files, directories (recursively) or ``-`` (stdin)."""
+    manifests: list[Manifest] = []
+    for path in paths:
+        files = _expand(path)
+        if not files:
+            raise InputError(f"{path}: no .yaml, .yml or .json files found")
+        for file in files:
+            source, text = _read(file)
+            for n, doc in enumerate(_documents(source, text), 1):
+                manifests.extend(_objects(source, doc, f"{source} (document {n})"))
+    return manifests
+
+
+def _namespace_labels(manifests: list[Manifest]) -> dict[str, dict[str, str]]:
+    labels: dict[str, dict[str, str]] = {}
+    for m in manifests:
+        if m.obj.get("kind") == "Namespace":
+            meta = m.obj.get("metadata") or {}
+            name = str(meta.get("name") or "")
+            raw = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+            labels[name] = {str(k): str(v) for k, v in (raw or {}).items()}
+    return labels
+
+
+def evaluate_manifests(
+    manifests: list[Manifest], engine: Any, default_namespace: str = "default"
+) -> list[ObjectResult]:
+    """Decide every object; raises :class:`InputError` for objects that cannot be described."""
+    ns_labels = _namespace_labels(manifests)
+    results: list[ObjectResult] = []
+    for m in manifests:
+        obj = m.obj
+        kind = str(obj["kind"])
+        meta = obj.get("metadata") or {}
+        if skip_reason(kind, obj) is not None:
+            results.append(
+                ObjectResult(
+                    kind=kind,
+                    name=str(meta.get("name") or meta.get("generateName") or ""),
+                    namespace=str(meta.get("namespace") or ""),
+                    is_model=False,
+                    allowed=True,
+                    violations=[],
+                    warnings=[],
+                )
+            )
+            continue
+        try:
+            workload = extract_workload(obj, default_namespace)
+        except WorkloadError as e:
+            raise InputError(f"{m.source}: {e}") from e
+        policy_input = build_input(
+            request=synthesize_request(obj, workload),
+            workload=workload,
+            mode="evaluate",
+            namespace_labels=ns_labels.get(workload["namespace"], {}),
+        )
+        result = engine.evaluate(policy_input)
+        results.append(
+            ObjectResult(
+                kind=kind,
+                name=workload["name"],
+                namespace=workload["namespace"],
+                is_model=bool(result.is_model),
+                allowed=bool(result.allowed),
+                violations=list(result.deny),
+                warnings=list(result.warn),
+            )
+        )
+    return results
+
+
+def render_table(results: list[ObjectResult]) -> str:
+    headers = ("RESULT", "KIND", "NAMESPACE", "NAME", "MODEL")
+    rows = [
+        (
+            "denied" if not r["allowed"] else ("warned" if r["warnings"] else "allowed"),
+            r["kind"],
+            r["namespace"] or "-",
+            r["name"] or "-",
+            "yes" if r["is_model"] else "no",
+        )
+        for r in results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for r, row in zip(results, rows, strict=True):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        lines.extend(f"    ✗ {v}" for v in r["violations"])
+        lines.extend(f"    ! {w}" for w in r["warnings"])
+    denied = sum(1 for r in results if not r["allowed"])
+    lines.append("")
+    lines.append(f"{len(results)} objects, {denied} denied")
+    return "\n".join(lines)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"modelgate evaluate: {message}", err=True)
+    sys.exit(2)
+
+
+@click.command("evaluate")
+@click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    metavar="PATH|-",
+    help="Manifest file, directory (recursive) or - for stdin. Repeatable.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["json", "table"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--policy-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Policy bundle directory (default: MODELGATE_POLICY_DIR or the shipped bundle).",
+)
+@click.option(
+    "--namespace",
+    "-n",
+    default="default",
+    show_default=True,
+    help="Namespace for objects that do not name one.",
+)
+def evaluate_command(
+    paths: tuple[str, ...], output: str, policy_dir: Path | None, namespace: str
+) -> None:
+    """Decide, offline, whether every object in the manifests would be admitted.
+
+    Exit status 0: all allowed; 1: something is denied; 2: unreadable input.
+    """
+    try:
+        manifests = load_manifests(list(paths))
+    except InputError as e:
+        _fail(str(e))
+    if not manifests:
+        _fail(f"no Kubernetes objects found in {', '.join(paths)}")
+
+    from policies.engines.base import PolicyError
+
+    try:
+        settings = Settings.from_env(policy_dir=policy_dir)
+    except SettingsError as e:
+        _fail(str(e))
+    try:
+        from policies.engines import create_engine
+
+        engine = create_engine(settings)
+    except PolicyError as e:
+        _fail(f"cannot load the policy bundle from {settings.policy_dir}: {e}")
+    try:
+        results = evaluate_manifests(manifests, engine, namespace)
+    except InputError as e:
+        _fail(str(e))
+    except PolicyError as e:
+        _fail(f"policy evaluation failed: {e}")
+    finally:
+        engine.close()
+
+    if output == "json":
+        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_table(results))
+    sys.exit(1 if any(not r["allowed"] for r in results) else 0)
+
+
+__all__ = [
+    "InputError",
+    "Manifest",
+    "ObjectResult",
+    "evaluate_command",
+    "evaluate_manifests",
+    "load_manifests",
+    "skip_reason",
+]

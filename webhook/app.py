@@ -1,0 +1,580 @@
+"""The admission webhook: a Flask app factory.
+
+Each ``POST /validate`` goes through four named steps: parse (:mod:`webhook.review`) ->
+extract (:func:`modelgate.workload.extract_workload`) -> evaluate (the policy engine, under a
+deadline) -> respond (one AdmissionReview, always well-formed). Every decision that is not a
+dry run is handed to the inventory recorder, which must not block.
+
+Routes:
+
+* ``POST /validate``: enforcement comes from the policy input (namespace labels; default
+  ``enforce``). The Helm chart sends namespaces labelled ``modelgate.dev/enforcement=warn``
+  to ``POST /validate/warn`` instead, because an AdmissionReview carries no namespace labels.
+* ``POST /validate/<mode>`` with mode ``enforce``, ``warn`` or ``off`` sets
+  ``input.enforcement``.
+* ``GET /healthz`` (the process answers), ``GET /readyz`` (a bundle is loaded and the
+  database answers), ``GET /metrics`` (Prometheus).
+
+Metrics and gunicorn: each app has its own ``CollectorRegistry``, so with several gunicorn
+workers every worker counts only its own requests. ``modelgate serve`` with more than one
+worker therefore switches prometheus_client to multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``);
+when that variable is set, ``/metrics`` serves the sum over all workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from werkzeug.exceptions import HTTPException
+
+from modelgate.evaluate import skip_reason
+from modelgate.events import AdmissionEvent
+from modelgate.policy_input import Enforcement, build_input
+from modelgate.settings import Settings
+from modelgate.workload import Workload, WorkloadError, extract_workload
+from policies.engines.base import (
+    BundleError,
+    EvaluationError,
+    EvaluationTimeout,
+    PolicyEngine,
+    PolicyResult,
+)
+from webhook.review import (
+    OBJECTLESS_OPERATIONS,
+    AdmissionRequest,
+    MalformedReview,
+    ReviewError,
+    parse_review,
+    request_kind,
+    review_response,
+)
+
+log = logging.getLogger("modelgate.webhook")
+
+ENFORCEMENT_MODES: tuple[Enforcement, ...] = ("enforce", "warn", "off")
+#: Kubernetes truncates longer warnings; keep each one within this many characters.
+MAX_WARNING_CHARS = 256
+#: The API server keeps at most this many characters of warnings per response.
+MAX_WARNINGS_TOTAL_CHARS = 4096
+WARNING_PREFIX = "modelgate: "
+STATE_KEY = "modelgate"
+
+
+class EventRecorder(Protocol):
+    """What the webhook needs from the inventory recorder (non-blocking ``submit``)."""
+
+    def submit(self, event: AdmissionEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Metrics:
+    """The webhook's Prometheus metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.decisions = Counter(
+            "modelgate_admission_decisions",
+            "Admission decisions by result (allowed, denied, warned, error) and kind",
+            ["result", "kind"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "modelgate_admission_skipped",
+            "Admission requests allowed without evaluation, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "modelgate_admission_duration_seconds",
+            "Time to answer one AdmissionReview (parse to response)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.engine_errors = Counter(
+            "modelgate_policy_engine_errors",
+            "Policy evaluations that failed or timed out",
+            ["error"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "modelgate_policy_reloads",
+            "Policy bundle reloads by result (success, failure)",
+            ["result"],
+            registry=r,
+        )
+        self.bad_requests = Counter(
+            "modelgate_admission_bad_requests",
+            "Requests rejected before evaluation (malformed AdmissionReview), by HTTP status",
+            ["status"],
+            registry=r,
+        )
+        self.recorder_errors = Counter(
+            "modelgate_recorder_errors",
+            "Decisions the inventory recorder refused (the response was still sent)",
+            registry=r,
+        )
+        self.bundle_loaded = Gauge(
+            "modelgate_policy_bundle_loaded",
+            "1 when a policy bundle is loaded",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+
+    def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            return generate_latest(combined)
+        return generate_latest(self.registry)
+
+
+@dataclass
+class Decision:
+    """The outcome of one admission request, before it becomes a response."""
+
+    allowed: bool
+    kind: str
+    namespace: str
+    name: str
+    message: str | None = None
+    violations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    is_model: bool = False
+    enforcement: str = "enforce"
+    bundle_digest: str = ""
+    error: str | None = None
+    workload: Workload | None = None
+    evaluated: bool = True
+    skipped: str | None = None
+
+    @property
+    def result(self) -> str:
+        if self.error is not None:
+            return "error"
+        if not self.allowed:
+            return "denied"
+        return "warned" if self.warnings else "allowed"
+
+
+def format_denial(kind: str, namespace: str, name: str, problems: list[str]) -> str:
+    """One message that lists every violation: ``modelgate denied Deployment ml/x: 2 problems:
+    (1) ... (2) ...``."""
+    where = f"{namespace}/{name}" if namespace else name
+    count = len(problems)
+    noun = "problem" if count == 1 else "problems"
+    listed = " ".join(f"({i}) {p.strip()}" for i, p in enumerate(problems, 1))
+    return f"modelgate denied {kind} {where}: {count} {noun}: {listed}"
+
+
+def shorten_warnings(warnings: list[str]) -> list[str]:
+    """Prefix, truncate to :data:`MAX_WARNING_CHARS` and cap the total like the API server."""
+    out: list[str] = []
+    total = 0
+    for i, w in enumerate(warnings):
+        text = " ".join(w.split())
+        if not text.startswith(WARNING_PREFIX.strip()):
+            text = WARNING_PREFIX + text
+        if len(text) > MAX_WARNING_CHARS:
+            text = text[: MAX_WARNING_CHARS - 1] + "…"
+        if total + len(text) > MAX_WARNINGS_TOTAL_CHARS - 64:
+            out.append(f"{WARNING_PREFIX}{len(warnings) - i} more warnings not shown")
+            break
+        out.append(text)
+        total += len(text)
+    return out
+
+
+class WebhookState:
+    """Everything one app instance owns: engine, recorder, metrics, background reloader."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: PolicyEngine,
+        recorder: EventRecorder,
+        *,
+        reload_in_background: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.recorder = recorder
+        self.metrics = Metrics()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="modelgate-eval")
+        self._stop = threading.Event()
+        self._last_reload_error: str | None = None
+        self._reloader: threading.Thread | None = None
+        self.metrics.bundle_loaded.set(1 if self._engine_ready() else 0)
+        if reload_in_background and settings.policy_reload_seconds > 0:
+            self._reloader = threading.Thread(
+                target=self._reload_loop, name="modelgate-policy-reload", daemon=True
+            )
+            self._reloader.start()
+
+    # -- policy reload -------------------------------------------------------------------
+
+    def _reload_loop(self) -> None:
+        while not self._stop.wait(self.settings.policy_reload_seconds):
+            self.reload_policies()
+
+    def reload_policies(self) -> bool:
+        """Reload the bundle when it changed on disk; a broken bundle keeps the old one."""
+        try:
+            changed = self.engine.reload_if_changed()
+        except BundleError as e:
+            self.metrics.reloads.labels("failure").inc()
+            if str(e) != self._last_reload_error:
+                log.error("policy bundle rejected, the last good bundle keeps serving: %s", e)
+            self._last_reload_error = str(e)
+            return False
+        except Exception as e:  # the reloader thread must survive anything
+            self.metrics.reloads.labels("failure").inc()
+            log.exception("policy reload failed: %s", e)
+            return False
+        self._last_reload_error = None
+        if changed:
+            self.metrics.reloads.labels("success").inc()
+            log.info("policy bundle reloaded (digest %s)", self.engine.bundle_digest)
+        self.metrics.bundle_loaded.set(1 if self._engine_ready() else 0)
+        return changed
+
+    # -- readiness -----------------------------------------------------------------------
+
+    def _engine_ready(self) -> bool:
+        try:
+            return bool(self.engine.ready())
+        except Exception:
+            return False
+
+    def not_ready_reasons(self) -> list[str]:
+        reasons: list[str] = []
+        if not self._engine_ready():
+            reasons.append("no policy bundle is loaded")
+        if self._last_reload_error:
+            # still ready (the last good bundle serves) but worth showing; not a reason
+            pass
+        probe = getattr(self.recorder, "healthy", None) or getattr(self.recorder, "ping", None)
+        if probe is not None:
+            try:
+                ok = bool(probe())
+            except Exception as e:
+                reasons.append(f"the inventory database does not answer: {e}")
+            else:
+                if not ok:
+                    reasons.append("the inventory database does not answer")
+        return reasons
+
+    # -- the admission decision ----------------------------------------------------------
+
+    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+        """Run the engine with the configured deadline."""
+        future = self._pool.submit(self.engine.evaluate, policy_input)
+        try:
+            return future.result(timeout=self.settings.policy_timeout_seconds)
+        except FutureTimeout as e:
+            future.cancel()
+            raise EvaluationTimeout(
+                f"policy evaluation took longer than {self.settings.policy_timeout_seconds:g}s"
+            ) from e
+
+    def decide(self, req: AdmissionRequest, enforcement: Enforcement | None) -> Decision:
+        operation = req["operation"]
+        kind = request_kind(req)
+        namespace = req.get("namespace") or ""
+        name = req.get("name") or ""
+        if operation in OBJECTLESS_OPERATIONS:
+            return self._unevaluated(req, kind, namespace, name, f"{operation.lower()}")
+        obj = req.get("object")
+        if not isinstance(obj, dict):  # parse_review guarantees it; keep mypy and us honest
+            raise MalformedReview(f"request.object is required for {operation}")
+        reason = skip_reason(kind, obj)
+        if reason is not None:
+            return Decision(
+                allowed=True,
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                evaluated=False,
+                skipped=reason,
+            )
+        if "kind" not in obj:
+            obj = {**obj, "kind": kind}
+        try:
+            workload = extract_workload(obj, namespace or None)
+        except WorkloadError as e:
+            raise MalformedReview(f"request.object is not a Kubernetes object: {e}") from e
+        namespace = workload["namespace"] or namespace
+        name = workload["name"] or name
+        policy_input = build_input(
+            request=req, workload=workload, mode="admission", enforcement=enforcement
+        )
+        try:
+            result = self.evaluate(policy_input)
+        except EvaluationTimeout as e:
+            self.metrics.engine_errors.labels("timeout").inc()
+            return self._failure(kind, namespace, name, workload, e)
+        except Exception as e:  # EvaluationError or an engine bug: same failure mode
+            label = "error" if isinstance(e, EvaluationError) else "crash"
+            self.metrics.engine_errors.labels(label).inc()
+            return self._failure(kind, namespace, name, workload, e)
+        problems = list(result.deny)
+        decision = Decision(
+            allowed=result.allowed,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            violations=list(result.violations) or problems,
+            warnings=list(result.warn),
+            is_model=result.is_model,
+            enforcement=result.enforcement or enforcement or "enforce",
+            bundle_digest=result.bundle_digest or self._digest(),
+            workload=workload,
+        )
+        if not decision.allowed:
+            decision.message = format_denial(kind, namespace, name, problems)
+        return decision
+
+    def _digest(self) -> str:
+        try:
+            return self.engine.bundle_digest
+        except Exception:
+            return ""
+
+    def _unevaluated(
+        self, req: AdmissionRequest, kind: str, namespace: str, name: str, reason: str
+    ) -> Decision:
+        old = req.get("oldObject")
+        is_model = False
+        if isinstance(old, dict):
+            try:
+                w = extract_workload({**old, "kind": old.get("kind") or kind}, namespace or None)
+            except WorkloadError:
+                pass
+            else:
+                name = name or w["name"]
+                is_model = w["model_label"] or kind in ("InferenceService", "SeldonDeployment")
+        return Decision(
+            allowed=True,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            is_model=is_model,
+            evaluated=False,
+            skipped=reason,
+        )
+
+    def _failure(
+        self, kind: str, namespace: str, name: str, workload: Workload, error: Exception
+    ) -> Decision:
+        where = f"{namespace}/{name}" if namespace else name
+        detail = str(error) or type(error).__name__
+        log.error("policy evaluation failed for %s %s: %s", kind, where, detail)
+        is_model = workload["model_label"] or kind in ("InferenceService", "SeldonDeployment")
+        if self.settings.failure_mode == "open":
+            return Decision(
+                allowed=True,
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                warnings=[
+                    f"modelgate could not evaluate the policy ({detail}); "
+                    "admitted unchecked because the failure mode is open"
+                ],
+                is_model=is_model,
+                error=detail,
+                workload=workload,
+                bundle_digest=self._digest(),
+            )
+        return Decision(
+            allowed=False,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            message=(
+                f"modelgate could not evaluate the policy for {kind} {where} ({detail}); "
+                "denied because the failure mode is closed. Retry, or ask the platform team "
+                "to check the modelgate webhook."
+            ),
+            is_model=is_model,
+            error=detail,
+            workload=workload,
+            bundle_digest=self._digest(),
+        )
+
+    def record(self, req: AdmissionRequest, decision: Decision) -> None:
+        """Hand the decision to the inventory; never let the recorder break a response."""
+        if req.get("dryRun"):
+            return
+        if not decision.evaluated and decision.skipped not in ("delete", "connect"):
+            return
+        user_info = req.get("userInfo") or {}
+        event = AdmissionEvent(
+            time=datetime.now(UTC),
+            uid=req["uid"],
+            user=str(user_info.get("username") or ""),
+            operation=req["operation"],
+            cluster=self.settings.cluster_name,
+            kind=decision.kind,
+            namespace=decision.namespace,
+            name=decision.name,
+            allowed=decision.allowed,
+            is_model=decision.is_model,
+            violations=tuple(decision.violations),
+            warnings=tuple(decision.warnings),
+            enforcement=decision.enforcement,
+            bundle_digest=decision.bundle_digest,
+            engine=getattr(self.engine, "name", ""),
+            error=decision.error,
+            workload=decision.workload,
+        )
+        try:
+            self.recorder.submit(event)
+        except Exception as e:
+            self.metrics.recorder_errors.inc()
+            log.error("could not record the decision for %s: %s", req["uid"], e)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._reloader is not None:
+            self._reloader.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for closer in (self.recorder.close, self.engine.close):
+            try:
+                closer()
+            except Exception as e:
+                log.warning("error while closing: %s", e)
+
+
+def _default_engine(settings: Settings) -> PolicyEngine:
+    from policies.engines import create_engine  # lazily: nothing is built at import time
+
+    return create_engine(settings)
+
+
+def _default_recorder(settings: Settings) -> EventRecorder:
+    from modelgate.inventory.recorder import Recorder
+
+    recorder: EventRecorder = Recorder(settings)
+    return recorder
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: PolicyEngine | None = None,
+    recorder: EventRecorder | None = None,
+    reload_in_background: bool = True,
+) -> Flask:
+    """Build the webhook app. The engine and recorder are created here unless injected."""
+    settings = settings or Settings.from_env()
+    engine = engine if engine is not None else _default_engine(settings)
+    recorder = recorder if recorder is not None else _default_recorder(settings)
+    state = WebhookState(settings, engine, recorder, reload_in_background=reload_in_background)
+
+    app = Flask("webhook")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[STATE_KEY] = state
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> tuple[Response, int]:
+        code = e.code or 500
+        if request.path.startswith("/validate"):
+            state.metrics.bad_requests.labels(str(code)).inc()
+        message = e.description or e.name
+        if code == 413:
+            message = f"request body exceeds the limit of {settings.max_request_bytes} bytes"
+        return jsonify(error=message), code
+
+    def validate(enforcement: Enforcement | None) -> tuple[Response, int]:
+        started = time.perf_counter()
+        try:
+            body = request.get_data(cache=False)
+            req = parse_review(body, request.content_type, max_bytes=settings.max_request_bytes)
+            try:
+                decision = state.decide(req, enforcement)
+            except ReviewError:
+                raise
+            except Exception as e:  # a bug of ours must still produce a well-formed answer
+                log.exception("admission decision crashed")
+                state.metrics.engine_errors.labels("crash").inc()
+                kind = request_kind(req)
+                namespace = req.get("namespace") or ""
+                name = req.get("name") or ""
+                workload_stub: Workload = extract_workload(
+                    {"kind": kind or "Unknown", "metadata": {}}, namespace or None
+                )
+                decision = state._failure(kind, namespace, name, workload_stub, e)
+        except ReviewError as e:
+            state.metrics.bad_requests.labels(str(e.status)).inc()
+            return jsonify(error=str(e)), e.status
+        if decision.skipped is not None:
+            state.metrics.skipped.labels(decision.skipped).inc()
+        else:
+            state.metrics.decisions.labels(decision.result, decision.kind).inc()
+        state.record(req, decision)
+        review = review_response(
+            req["uid"],
+            decision.allowed,
+            message=decision.message,
+            warnings=shorten_warnings(decision.warnings),
+        )
+        state.metrics.latency.observe(time.perf_counter() - started)
+        return jsonify(review), 200
+
+    @app.post("/validate")
+    def validate_default() -> tuple[Response, int]:
+        return validate(None)
+
+    @app.post("/validate/<mode>")
+    def validate_mode(mode: str) -> tuple[Response, int]:
+        if mode not in ENFORCEMENT_MODES:
+            state.metrics.bad_requests.labels("404").inc()
+            allowed = ", ".join(ENFORCEMENT_MODES)
+            return jsonify(error=f"unknown enforcement mode {mode!r}; use one of {allowed}"), 404
+        chosen: Enforcement = mode  # type: ignore[assignment]
+        return validate(chosen)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        return jsonify(status="ok"), 200
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        reasons = state.not_ready_reasons()
+        if reasons:
+            return jsonify(status="not ready", reasons=reasons), 503
+        return jsonify(status="ready", bundle_digest=state._digest()), 200
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(state.metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def app_state(app: Flask) -> WebhookState:
+    state = app.extensions[STATE_KEY]
+    assert isinstance(state, WebhookState)
+    return state

@@ -1,0 +1,177 @@
+"""``modelgate serve``: the admission webhook under gunicorn (gthread workers) over TLS.
+
+gunicorn is embedded as a ``BaseApplication``. Every worker builds its own app (engine,
+recorder, metrics) after the fork, so no engine or connection is shared across processes. TLS
+uses one :class:`webhook.tls.CertReloader` per worker through gunicorn's ``ssl_context``
+hook, which the gthread worker calls for each new connection: a rotated certificate is served
+without restarting.
+
+With more than one worker the Prometheus client runs in multiprocess mode (a temporary
+``PROMETHEUS_MULTIPROC_DIR`` unless one is set), so ``/metrics`` reports all workers together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from modelgate.settings import Settings, SettingsError
+from webhook.tls import CertReloader, TLSConfigError
+
+log = logging.getLogger("modelgate.webhook")
+
+
+class WebhookServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn running :func:`webhook.app.create_app` in each worker."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from webhook.app import create_app
+
+        return create_app(self.settings)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """Close the worker's app: stop the reloader, flush the recorder, close the engine."""
+    app = getattr(worker, "wsgi", None)
+    state = getattr(app, "extensions", {}).get("modelgate") if app is not None else None
+    if state is not None:
+        state.close()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def gunicorn_options(
+    *,
+    host: str,
+    port: int,
+    tls_cert: Path,
+    tls_key: Path,
+    workers: int,
+    threads: int,
+    reloader: CertReloader,
+    log_level: str,
+    access_log: bool,
+) -> dict[str, Any]:
+    return {
+        "bind": [_bind(host, port)],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "certfile": str(tls_cert),
+        "keyfile": str(tls_key),
+        "ssl_context": reloader.gunicorn_hook,
+        "timeout": 30,
+        "graceful_timeout": 20,
+        "keepalive": 30,
+        "loglevel": log_level.lower(),
+        "accesslog": "-" if access_log else None,
+        "errorlog": "-",
+        "proc_name": "modelgate-webhook",
+        "worker_exit": _worker_exit,
+        "child_exit": _child_exit,
+        "preload_app": False,
+    }
+
+
+@click.command("serve")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--tls-cert",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate (chain); reloaded when the file changes.",
+)
+@click.option(
+    "--tls-key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key; reloaded when the file changes.",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Threads per worker (gthread).",
+)
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+def serve_command(
+    host: str,
+    port: int,
+    tls_cert: Path,
+    tls_key: Path,
+    workers: int,
+    threads: int,
+    access_log: bool,
+) -> None:
+    """Run the admission webhook over TLS (settings from MODELGATE_* variables)."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        raise click.ClickException(str(e)) from e
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        reloader = CertReloader(tls_cert, tls_key)
+    except TLSConfigError as e:
+        raise click.ClickException(str(e)) from e
+
+    own_metrics_dir: str | None = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # must be set before prometheus_client is imported (the workers import it after fork)
+        own_metrics_dir = tempfile.mkdtemp(prefix="modelgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+
+    options = gunicorn_options(
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        workers=workers,
+        threads=threads,
+        reloader=reloader,
+        log_level=settings.log_level,
+        access_log=access_log,
+    )
+    try:
+        WebhookServer(settings, options).run()
+    finally:
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    sys.exit(0)
