@@ -10,7 +10,9 @@ object annotations > pod-template annotations > object labels > pod-template lab
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from typing import Any, TypedDict
 
 from modelgate import ANNOTATION_PREFIX, MODEL_LABEL
@@ -76,10 +78,31 @@ _POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 _KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
 
 
+def _scalar_text(value: Any) -> str:
+    """The string a manifest value stands for.
+
+    The API server only accepts string labels and annotations, but offline manifests
+    (``modelgate evaluate``) often carry unquoted YAML scalars: render them the way they were
+    written (``true`` not ``True``, ISO dates with ``T``, JSON for mappings and lists) so the
+    policy judges the value and not Python's ``repr``.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping | list):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
+
+
 def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
-    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    return {str(k): _scalar_text(v) for k, v in value.items()}
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -127,17 +150,29 @@ def _template_meta(template: Any, path: str) -> TemplateMeta | None:
     )
 
 
-def _kserve(spec: Mapping[str, Any]) -> tuple[list[Container], list[str]]:
+def _kserve(
+    spec: Mapping[str, Any],
+) -> tuple[list[Container], list[str], list[TemplateMeta]]:
     containers: list[Container] = []
     uris: list[str] = []
+    templates: list[TemplateMeta] = []
     for component in _KSERVE_COMPONENTS:
         comp = spec.get(component)
         if not isinstance(comp, Mapping):
             continue
+        # KServe components carry the pod's labels/annotations directly (ComponentExtensionSpec)
+        if isinstance(comp.get("labels"), Mapping) or isinstance(comp.get("annotations"), Mapping):
+            templates.append(
+                TemplateMeta(
+                    path=f"spec.{component}",
+                    labels=_str_map(comp.get("labels")),
+                    annotations=_str_map(comp.get("annotations")),
+                )
+            )
         containers.extend(_containers_of(comp, f"{component}-"))
         for sub_name, sub in comp.items():
             # framework/model specs: {"model": {...}}, {"sklearn": {...}}, {"pytorch": {...}}
-            if not isinstance(sub, Mapping) or sub_name in ("containers", "initContainers"):
+            if not isinstance(sub, Mapping) or sub_name in ("labels", "annotations"):
                 continue
             if sub.get("storageUri"):
                 uris.append(str(sub["storageUri"]))
@@ -152,7 +187,7 @@ def _kserve(spec: Mapping[str, Any]) -> tuple[list[Container], list[str]]:
                         else {},
                     )
                 )
-    return containers, uris
+    return containers, uris, templates
 
 
 def _seldon(
@@ -214,7 +249,7 @@ def extract_workload(obj: Any, namespace: str | None = None) -> Workload:
     elif kind == "Pod":
         containers = _containers_of(spec)
     elif kind == "InferenceService":
-        containers, uris = _kserve(spec)
+        containers, uris, templates = _kserve(spec)
     elif kind == "SeldonDeployment":
         containers, uris, templates = _seldon(spec)
     else:
