@@ -1,0 +1,25 @@
+"""Discovery sources: Kubernetes clusters, manifest snapshots, cloud ML services."""
+
+from auditor.discovery.base import (
+    DiscoveredWorkload,
+    DiscoveryError,
+    DiscoverySource,
+    RuntimeMetadata,
+    SourceConfigError,
+    SourceUnreachable,
+    create_sources,
+    register_source,
+    registered_kinds,
+)
+
+__all__ = [
+    "DiscoveredWorkload",
+    "DiscoveryError",
+    "DiscoverySource",
+    "RuntimeMetadata",
+    "SourceConfigError",
+    "SourceUnreachable",
+    "create_sources",
+    "register_source",
+    "registered_kinds",
+]
