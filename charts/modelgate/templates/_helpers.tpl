@@ -1,0 +1,252 @@
+{{/* Names ------------------------------------------------------------------------------- */}}
+
+{{- define "modelgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "modelgate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "modelgate.labels" -}}
+helm.sh/chart: {{ include "modelgate.chart" . }}
+app.kubernetes.io/name: {{ include "modelgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels of the webhook pods. */}}
+{{- define "modelgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: webhook
+{{- end -}}
+
+{{- define "modelgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "modelgate.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelgate.auditorServiceAccountName" -}}
+{{- default (printf "%s-auditor" (include "modelgate.fullname" .)) .Values.auditor.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "modelgate.tlsSecretName" -}}
+{{- if eq .Values.tls.mode "existingSecret" -}}
+{{- .Values.tls.existingSecret.name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "modelgate.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelgate.policyConfigMapName" -}}
+{{- if eq .Values.policies.source "existingConfigMap" -}}
+{{- .Values.policies.existingConfigMap.name -}}
+{{- else -}}
+{{- printf "%s-policies" (include "modelgate.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The service DNS names the serving certificate must cover. */}}
+{{- define "modelgate.serviceDNSNames" -}}
+{{- $svc := include "modelgate.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson -}}
+{{- end -}}
+
+{{- define "modelgate.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag | toString -}}
+{{- if eq $tag "latest" -}}
+{{- fail "image.tag: `latest` is not allowed; pin a release tag (default: the chart's appVersion)" -}}
+{{- end -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+
+{{/* Validation of value combinations: included by every always-rendered template. ---------- */}}
+
+{{- define "modelgate.validate" -}}
+{{- $modes := list "certManager" "generated" "existingSecret" -}}
+{{- if not (has .Values.tls.mode $modes) -}}
+{{- fail (printf "tls.mode must be one of certManager, generated, existingSecret (got %q)" (toString .Values.tls.mode)) -}}
+{{- end -}}
+{{- if eq .Values.tls.mode "existingSecret" -}}
+{{- if not .Values.tls.existingSecret.name -}}
+{{- fail "tls.mode=existingSecret needs tls.existingSecret.name (a kubernetes.io/tls Secret in the release namespace)" -}}
+{{- end -}}
+{{- if not .Values.tls.existingSecret.caBundle -}}
+{{- fail "tls.mode=existingSecret needs tls.existingSecret.caBundle (base64 PEM of the CA that signed the Secret's certificate), or the API server cannot verify the webhook" -}}
+{{- end -}}
+{{- else if .Values.tls.existingSecret.name -}}
+{{- fail (printf "tls.existingSecret.name is set but tls.mode is %q; set tls.mode=existingSecret or remove it" .Values.tls.mode) -}}
+{{- end -}}
+{{- if and (ne .Values.tls.mode "existingSecret") .Values.tls.existingSecret.caBundle -}}
+{{- fail "tls.existingSecret.caBundle is only used with tls.mode=existingSecret" -}}
+{{- end -}}
+{{- if and (ne .Values.tls.mode "certManager") .Values.tls.certManager.issuerRef -}}
+{{- fail "tls.certManager.issuerRef is only used with tls.mode=certManager" -}}
+{{- end -}}
+{{- if and (eq .Values.tls.mode "certManager") .Values.webhook.url -}}
+{{- fail "tls.mode=certManager cannot be combined with webhook.url: cert-manager injects the CA for in-cluster Services only; use tls.mode=existingSecret with tls.existingSecret.caBundle" -}}
+{{- end -}}
+{{- if and .Values.webhook.url (not (hasPrefix "https://" .Values.webhook.url)) -}}
+{{- fail (printf "webhook.url must start with https:// (got %q)" .Values.webhook.url) -}}
+{{- end -}}
+{{- if not (has .Values.webhook.failurePolicy (list "Fail" "Ignore")) -}}
+{{- fail (printf "webhook.failurePolicy must be Fail or Ignore (got %q)" (toString .Values.webhook.failurePolicy)) -}}
+{{- end -}}
+{{- $timeout := int .Values.webhook.timeoutSeconds -}}
+{{- if or (lt $timeout 1) (gt $timeout 30) -}}
+{{- fail (printf "webhook.timeoutSeconds must be between 1 and 30 (got %v)" .Values.webhook.timeoutSeconds) -}}
+{{- end -}}
+{{- if lt (int .Values.replicaCount) 1 -}}
+{{- fail "replicaCount must be at least 1 (2 or more recommended)" -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (lt (int .Values.replicaCount) 2) -}}
+{{- fail "podDisruptionBudget.enabled needs replicaCount >= 2: with a single replica the budget would block every node drain (set replicaCount: 2 or more, or podDisruptionBudget.enabled=false)" -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
+{{- fail (printf "podDisruptionBudget.minAvailable (%v) must be lower than replicaCount (%v), or no pod can ever be evicted" .Values.podDisruptionBudget.minAvailable .Values.replicaCount) -}}
+{{- end -}}
+{{- if not (has .Values.podAntiAffinity (list "soft" "hard" "none")) -}}
+{{- fail (printf "podAntiAffinity must be soft, hard or none (got %q)" (toString .Values.podAntiAffinity)) -}}
+{{- end -}}
+{{- if not (has .Values.policies.source (list "bundled" "inline" "existingConfigMap")) -}}
+{{- fail (printf "policies.source must be bundled, inline or existingConfigMap (got %q)" (toString .Values.policies.source)) -}}
+{{- end -}}
+{{- if and (eq .Values.policies.source "inline") (not .Values.policies.inline) -}}
+{{- fail "policies.source=inline needs policies.inline (map of relative path to file content)" -}}
+{{- end -}}
+{{- if and (ne .Values.policies.source "inline") .Values.policies.inline -}}
+{{- fail "policies.inline is set but policies.source is not inline" -}}
+{{- end -}}
+{{- if and (eq .Values.policies.source "existingConfigMap") (not .Values.policies.existingConfigMap.name) -}}
+{{- fail "policies.source=existingConfigMap needs policies.existingConfigMap.name" -}}
+{{- end -}}
+{{- if not .Values.database.existingSecret -}}
+{{- fail "database.existingSecret is required: a Secret in the release namespace holding the PostgreSQL URL under database.urlKey (default `url`); the replicated, read-only webhook pods cannot use SQLite" -}}
+{{- end -}}
+{{- if not (has .Values.config.failureMode (list "closed" "open")) -}}
+{{- fail (printf "config.failureMode must be closed or open (got %q)" (toString .Values.config.failureMode)) -}}
+{{- end -}}
+{{- if not .Values.clusterName -}}
+{{- fail "clusterName must not be empty (it names this cluster in the inventory)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* TLS material --------------------------------------------------------------------------
+Returns (as YAML) caCert, tlsCert, tlsKey. In `generated` mode the CA and certificate are made
+once per render and, on upgrades, read back from the existing Secret (`lookup`), so the caBundle
+stays valid. The result is memoised in $.Values so every template sees the same material. */}}
+{{- define "modelgate.generatedTLS" -}}
+{{- if not (hasKey .Values "__modelgateGeneratedTLS") -}}
+{{- $secretName := include "modelgate.tlsSecretName" . -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName -}}
+{{- $tls := dict -}}
+{{- if and $existing $existing.data (hasKey $existing.data "ca.crt") (hasKey $existing.data "tls.crt") (hasKey $existing.data "tls.key") -}}
+{{- $_ := set $tls "caCert" (index $existing.data "ca.crt") -}}
+{{- $_ := set $tls "tlsCert" (index $existing.data "tls.crt") -}}
+{{- $_ := set $tls "tlsKey" (index $existing.data "tls.key") -}}
+{{- else -}}
+{{- $days := int .Values.tls.generated.validityDays -}}
+{{- $ca := genCA (printf "%s-ca" (include "modelgate.fullname" .)) $days -}}
+{{- $dns := include "modelgate.serviceDNSNames" . | fromJsonArray -}}
+{{- $cert := genSignedCert (index $dns 2) nil $dns $days $ca -}}
+{{- $_ := set $tls "caCert" ($ca.Cert | b64enc) -}}
+{{- $_ := set $tls "tlsCert" ($cert.Cert | b64enc) -}}
+{{- $_ := set $tls "tlsKey" ($cert.Key | b64enc) -}}
+{{- end -}}
+{{- $_ := set .Values "__modelgateGeneratedTLS" $tls -}}
+{{- end -}}
+{{- index .Values "__modelgateGeneratedTLS" | toYaml -}}
+{{- end -}}
+
+{{/* caBundle (base64 PEM) for the webhook clientConfig; empty in certManager mode (injected). */}}
+{{- define "modelgate.caBundle" -}}
+{{- if eq .Values.tls.mode "generated" -}}
+{{- (include "modelgate.generatedTLS" . | fromYaml).caCert -}}
+{{- else if eq .Values.tls.mode "existingSecret" -}}
+{{- .Values.tls.existingSecret.caBundle -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelgate.certificateName" -}}
+{{- printf "%s-serving" (include "modelgate.fullname" .) -}}
+{{- end -}}
+
+{{- define "modelgate.issuerName" -}}
+{{- printf "%s-selfsigned" (include "modelgate.fullname" .) -}}
+{{- end -}}
+
+{{/* Environment shared by the webhook, the migration Job and the auditor. */}}
+{{- define "modelgate.env" -}}
+- name: MODELGATE_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.database.existingSecret }}
+      key: {{ .Values.database.urlKey }}
+- name: MODELGATE_CLUSTER_NAME
+  value: {{ .Values.clusterName | quote }}
+- name: MODELGATE_POLICY_DIR
+  value: {{ .Values.policies.mountPath | quote }}
+- name: MODELGATE_LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+{{- with .Values.config.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Policy bundle files: path -> content, from the chart copy or inline values. */}}
+{{- define "modelgate.policyFiles" -}}
+{{- $files := dict -}}
+{{- if eq .Values.policies.source "bundled" -}}
+{{- range $path, $_ := .Files.Glob "files/policies/**" -}}
+{{- $_ := set $files (trimPrefix "files/policies/" $path) ($.Files.Get $path) -}}
+{{- end -}}
+{{- else if eq .Values.policies.source "inline" -}}
+{{- range $path, $content := .Values.policies.inline -}}
+{{- $_ := set $files $path $content -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $files -}}
+{{- end -}}
+
+{{/* ConfigMap keys cannot hold "/": folders are encoded as "__" and restored by volume items. */}}
+{{- define "modelgate.policyKey" -}}
+{{- . | replace "/" "__" -}}
+{{- end -}}
+
+{{/* The policy volume (shared by the webhook, the OPA sidecar and the auditor). */}}
+{{- define "modelgate.policyVolume" -}}
+- name: policies
+  configMap:
+    name: {{ include "modelgate.policyConfigMapName" . }}
+    {{- if eq .Values.policies.source "existingConfigMap" }}
+    {{- with .Values.policies.existingConfigMap.items }}
+    items:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- else }}
+    items:
+      {{- range $path, $_ := (include "modelgate.policyFiles" . | fromYaml) }}
+      - key: {{ include "modelgate.policyKey" $path }}
+        path: {{ $path }}
+      {{- end }}
+    {{- end }}
+{{- end -}}
