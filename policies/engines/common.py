@@ -1,0 +1,158 @@
+"""What both engines share: bundle (re)loading, the file watcher and result decoding."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from policies.bundle import Bundle, Fingerprint, fingerprint, load_bundle
+from policies.engines.base import BundleError, EvaluationError, PolicyResult
+
+log = logging.getLogger(__name__)
+
+
+class BundleUnavailable(BundleError):
+    """The bundle could not be activated for a passing reason (OPA unreachable): retried on
+    the next check even if the files did not change."""
+
+
+#: the package every engine evaluates
+ENTRYPOINT = "modelgate/admission"
+ENFORCEMENT_MODES = ("enforce", "warn", "off")
+
+
+def _strings(doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise EvaluationError(f"policy result field {key!r} must be a set of strings")
+    return tuple(sorted(set(value)))
+
+
+def decode_result(doc: Any, digest: str) -> PolicyResult:
+    """Turn the value of ``data.modelgate.admission`` into a :class:`PolicyResult`."""
+    if not isinstance(doc, Mapping):
+        raise EvaluationError(
+            "data.modelgate.admission is undefined or not an object (is the bundle loaded?)"
+        )
+    is_model = doc.get("is_model", False)
+    if not isinstance(is_model, bool):
+        raise EvaluationError("policy result field 'is_model' must be a boolean")
+    enforcement = doc.get("enforcement", "enforce")
+    if enforcement not in ENFORCEMENT_MODES:
+        raise EvaluationError(f"policy result field 'enforcement' has bad value {enforcement!r}")
+    return PolicyResult(
+        is_model=is_model,
+        deny=_strings(doc, "deny"),
+        warn=_strings(doc, "warn"),
+        violations=_strings(doc, "violations"),
+        enforcement=str(enforcement),
+        bundle_digest=digest,
+    )
+
+
+class ReloadingEngine:
+    """Keeps the newest bundle that compiled; subclasses implement :meth:`_activate`.
+
+    ``reload_if_changed`` first compares a stat fingerprint (cheap), then the content digest;
+    only a changed digest is compiled. A bundle that does not compile raises
+    :class:`BundleError` and the previous one keeps serving.
+    """
+
+    name = "base"
+
+    def __init__(self, policy_dir: Path) -> None:
+        self.policy_dir = Path(policy_dir)
+        self._reload_lock = threading.Lock()
+        self._bundle: Bundle | None = None
+        self._fingerprint: Fingerprint | None = None
+        self._last_error: str | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- subclass hooks ------------------------------------------------------------------
+
+    def _activate(self, bundle: Bundle) -> None:
+        """Compile/push ``bundle`` and make it the one serving; raise BundleError if bad."""
+        raise NotImplementedError
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def bundle(self) -> Bundle | None:
+        return self._bundle
+
+    @property
+    def bundle_digest(self) -> str:
+        bundle = self._bundle
+        return bundle.digest if bundle is not None else ""
+
+    @property
+    def last_error(self) -> str | None:
+        """The message of the last failed (re)load, None after a successful one."""
+        return self._last_error
+
+    def reload_if_changed(self) -> bool:
+        with self._reload_lock:
+            current = fingerprint(self.policy_dir)
+            if current == self._fingerprint:
+                return False
+            try:
+                bundle = load_bundle(self.policy_dir)
+                if self._bundle is not None and bundle.digest == self._bundle.digest:
+                    self._fingerprint = bundle.fingerprint
+                    self._last_error = None
+                    return False
+                self._activate(bundle)
+            except BundleError as e:
+                # remember the files we looked at, so a broken bundle is reported once
+                if not isinstance(e, BundleUnavailable):
+                    self._fingerprint = current
+                self._last_error = str(e)
+                raise
+            self._bundle = bundle
+            self._fingerprint = bundle.fingerprint
+            self._last_error = None
+            log.info(
+                "policy bundle %s loaded from %s (%s engine)",
+                bundle.digest[:12],
+                self.policy_dir,
+                self.name,
+            )
+            return True
+
+    def load_initial(self) -> None:
+        """First load; a failure is logged and leaves the engine not ready."""
+        try:
+            self.reload_if_changed()
+        except BundleError as e:
+            log.error("policy bundle in %s cannot be loaded: %s", self.policy_dir, e)
+
+    def start_watching(self, interval: float = 2.0) -> None:
+        """Check the policy directory every ``interval`` seconds in a daemon thread."""
+        if self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reload_if_changed()
+                except BundleError as e:
+                    log.error("policy bundle rejected, the previous one keeps serving: %s", e)
+                except Exception:  # the watcher must survive anything
+                    log.exception("policy bundle watcher failed")
+
+        self._watcher = threading.Thread(target=run, name=f"policy-watch-{self.name}", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._stop.set()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.join(timeout=5)
+
+    def close(self) -> None:
+        self.stop_watching()

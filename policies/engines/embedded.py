@@ -1,0 +1,141 @@
+"""The ``embedded`` engine: the bundle evaluated in-process by rego-cpp (``regopy``).
+
+Each bundle version is compiled once (``Interpreter.build``) into a regopy ``Bundle``; an
+evaluation only sets the input and runs the compiled entrypoint (about a millisecond). One
+interpreter serves all threads behind a lock: regopy calls release the GIL and an interpreter
+is not safe to share concurrently.
+
+rego-cpp quirks the shipped policy is written around (see policies/modelgate/lib/lib.rego):
+the input is passed as JSON text (``set_input_term``) so strings keep the escaped form
+rego-cpp expects; messages are built with ``concat`` (its ``sprintf`` may quote ``%s``
+arguments); rego-cpp only reports parse and well-formedness errors when compiling (an undefined
+function is simply undefined at run time), so ``policy check`` with the opa engine, or
+``opa check``, is the stricter gate.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regopy import Interpreter, RegoError
+
+from policies.bundle import Bundle
+from policies.engines.base import BundleError, EvaluationError, PolicyResult
+from policies.engines.common import ENTRYPOINT, ReloadingEngine, decode_result
+
+_SMOKE_INPUT: dict[str, Any] = {
+    "mode": "evaluate",
+    "now": "2000-01-01T00:00:00Z",
+    "today": "2000-01-01",
+    "request": {},
+    "workload": {
+        "api_version": "v1",
+        "kind": "ConfigMap",
+        "name": "smoke",
+        "namespace": "default",
+        "labels": {},
+        "annotations": {},
+        "templates": [],
+        "containers": [],
+        "images": [],
+        "storage_uris": [],
+        "metadata": {},
+        "metadata_sources": {},
+        "model_label": False,
+        "controlled": False,
+        "owner_references": [],
+    },
+    "namespace": {"name": "default", "labels": {}},
+    "enforcement": None,
+}
+
+
+def _clean(message: str) -> str:
+    """rego-cpp error text without its AST dumps, one line per problem."""
+    lines = [line.rstrip() for line in str(message).splitlines()]
+    return "\n".join(line for line in lines if line.strip())[:4000]
+
+
+@dataclass
+class _Compiled:
+    bundle: Bundle
+    program: Any  # regopy.Bundle
+    interpreter: Interpreter
+
+
+def compile_bundle(bundle: Bundle, entrypoints: tuple[str, ...] = (ENTRYPOINT,)) -> Any:
+    """Compile the served modules and data of ``bundle``; BundleError with rego-cpp's message."""
+    builder = Interpreter()
+    try:
+        builder.add_data_json(bundle.data_json())
+        for relpath, source in sorted(bundle.modules.items()):
+            builder.add_module(relpath, source)
+        program = builder.build(None, list(entrypoints))
+    except RegoError as e:
+        message = _clean(str(e))
+        raise BundleError(f"policy bundle in {bundle.root} does not compile: {message}") from e
+    if not program.ok():
+        raise BundleError(f"policy bundle in {bundle.root} does not compile")
+    return program
+
+
+def _run(interpreter: Interpreter, program: Any, input_json: str) -> Any:
+    try:
+        interpreter.set_input_term(input_json)
+        output = interpreter.query_bundle_entrypoint(program, ENTRYPOINT)
+    except RegoError as e:
+        raise EvaluationError(f"rego-cpp evaluation failed: {_clean(str(e))}") from e
+    except json.JSONDecodeError as e:
+        raise EvaluationError(f"rego-cpp returned a result that is not JSON: {e}") from e
+    if not output.ok():
+        raise EvaluationError(f"rego-cpp evaluation failed: {_clean(str(output))}")
+    results = output.results
+    if not results:
+        return None
+    expressions = results[0].expressions
+    return expressions[0] if expressions else None
+
+
+class EmbeddedEngine(ReloadingEngine):
+    """In-process Rego via rego-cpp. Thread-safe; compile once per bundle version."""
+
+    name = "embedded"
+
+    def __init__(self, policy_dir: Path) -> None:
+        super().__init__(policy_dir)
+        self._compiled: _Compiled | None = None
+        self._eval_lock = threading.Lock()
+        self.load_initial()
+
+    def _activate(self, bundle: Bundle) -> None:
+        program = compile_bundle(bundle)
+        interpreter = Interpreter()
+        # smoke run: a bundle that cannot even answer for a trivial input is rejected here
+        result = _run(interpreter, program, json.dumps(_SMOKE_INPUT))
+        try:
+            decode_result(result, bundle.digest)
+        except EvaluationError as e:
+            raise BundleError(f"policy bundle in {bundle.root} gives no usable answer: {e}") from e
+        with self._eval_lock:
+            self._compiled = _Compiled(bundle=bundle, program=program, interpreter=interpreter)
+
+    def ready(self) -> bool:
+        return self._compiled is not None
+
+    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+        try:
+            input_json = json.dumps(policy_input, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise EvaluationError(f"policy input is not JSON-serialisable: {e}") from e
+        with self._eval_lock:
+            compiled = self._compiled
+            if compiled is None:
+                reason = self.last_error or "not loaded"
+                raise EvaluationError(f"no policy bundle loaded from {self.policy_dir}: {reason}")
+            doc = _run(compiled.interpreter, compiled.program, input_json)
+        return decode_result(doc, compiled.bundle.digest)

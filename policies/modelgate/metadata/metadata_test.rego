@@ -1,0 +1,167 @@
+package modelgate.metadata_test
+
+import data.modelgate.metadata
+import data.modelgate.testing
+
+# violations of the metadata concern for the given model metadata
+violations_for(md) := v if {
+	inp := testing.model(md)
+	v := metadata.violations with input as inp
+}
+
+mentions(msgs, fragment) if {
+	some msg in msgs
+	contains(msg, fragment)
+}
+
+test_compliant_metadata_has_no_violation if {
+	violations_for(testing.compliant) == set()
+}
+
+test_empty_metadata_lists_every_required_field if {
+	v := violations_for({})
+	count(v) == 6
+	every field in ["model-name", "model-version", "owner", "training-date", "training-data", "compliance-status"] {
+		mentions(v, concat("", ["missing required annotation \"modelgate.dev/", field, "\": set it to"]))
+	}
+}
+
+test_missing_owner_names_key_and_fix if {
+	violations_for(testing.without_md({"owner"})) == {"missing required annotation \"modelgate.dev/owner\": set it to the owning person or team (e-mail)"}
+}
+
+test_blank_value_counts_as_missing if {
+	v := violations_for(testing.with_md({"model-version": "   "}))
+	mentions(v, "missing required annotation \"modelgate.dev/model-version\"")
+}
+
+test_unicode_owner_is_accepted if {
+	violations_for(testing.with_md({"owner": "Zoë Ångström <zoë@例え.jp>"})) == set()
+}
+
+test_non_dns_model_name_denied if {
+	v := violations_for(testing.with_md({"model-name": "Fraud Detector"}))
+	v == {"invalid annotation \"modelgate.dev/model-name\" value \"Fraud Detector\": use a DNS-style name (lower-case letters, digits, '-', '.', '_'; at most 253 characters), e.g. \"fraud-detector\""}
+}
+
+test_dns_model_name_with_dots_allowed if {
+	violations_for(testing.with_md({"model-name": "team.fraud-detector_v2"})) == set()
+}
+
+test_malformed_training_date_denied if {
+	v := violations_for(testing.with_md({"training-date": "15/01/2026"}))
+	mentions(v, "invalid annotation \"modelgate.dev/training-date\" value \"15/01/2026\": use an ISO 8601 date")
+}
+
+test_impossible_training_date_denied if {
+	v := violations_for(testing.with_md({"training-date": "2025-02-30"}))
+	mentions(v, "invalid annotation \"modelgate.dev/training-date\" value \"2025-02-30\"")
+}
+
+test_future_training_date_denied if {
+	v := violations_for(testing.with_md({"training-date": "2026-11-27"}))
+	v == {"invalid annotation \"modelgate.dev/training-date\" value \"2026-11-27\": the training date is in the future (today is 2026-11-26); set the date the model was actually trained"}
+}
+
+test_training_date_today_allowed if {
+	violations_for(testing.with_md({"training-date": "2026-11-26"})) == set()
+}
+
+test_training_datetime_allowed if {
+	violations_for(testing.with_md({"training-date": "2026-03-14T09:30:00Z"})) == set()
+	violations_for(testing.with_md({"training-date": "2026-03-14T09:30:00.123+02:00"})) == set()
+}
+
+test_future_training_datetime_denied if {
+	v := violations_for(testing.with_md({"training-date": "2030-01-01T00:00:00Z"}))
+	mentions(v, "the training date is in the future")
+}
+
+test_training_data_empty_entry_denied if {
+	v := violations_for(testing.with_md({"training-data": "s3://a/train.csv,,s3://b/test.csv"}))
+	mentions(v, "invalid annotation \"modelgate.dev/training-data\"")
+}
+
+test_training_data_blank_inside_uri_denied if {
+	v := violations_for(testing.with_md({"training-data": "s3://a/my train.csv"}))
+	mentions(v, "invalid annotation \"modelgate.dev/training-data\"")
+}
+
+test_training_data_list_with_spaces_after_commas_allowed if {
+	violations_for(testing.with_md({"training-data": "s3://a/train.csv, hf://datasets/org/name"})) == set()
+}
+
+test_unknown_compliance_status_denied if {
+	v := violations_for(testing.with_md({"compliance-status": "approved-ish"}))
+	v == {"invalid annotation \"modelgate.dev/compliance-status\" value \"approved-ish\": use one of approved, pending-review, rejected, exempt"}
+}
+
+test_unknown_risk_tier_denied if {
+	v := violations_for(testing.with_md({"risk-tier": "extreme"}))
+	v == {"invalid annotation \"modelgate.dev/risk-tier\" value \"extreme\": use one of minimal, limited, high (or omit it for limited)"}
+}
+
+test_known_risk_tiers_allowed if {
+	violations_for(testing.with_md({"risk-tier": "minimal"})) == set()
+	violations_for(testing.with_md({"risk-tier": "limited"})) == set()
+}
+
+test_metrics_object_of_numbers_allowed if {
+	violations_for(testing.with_md({"metrics": "{\"auc\": 0.91, \"f1\": 0.84, \"samples\": 120000}"})) == set()
+}
+
+test_metrics_not_json_denied if {
+	v := violations_for(testing.with_md({"metrics": "auc=0.91"}))
+	v == {"invalid annotation \"modelgate.dev/metrics\" value \"auc=0.91\": use a JSON object of metric name to number, e.g. {\"auc\": 0.91, \"f1\": 0.84}"}
+}
+
+test_metrics_with_non_number_denied if {
+	v := violations_for(testing.with_md({"metrics": "{\"auc\": \"high\"}"}))
+	mentions(v, "invalid annotation \"modelgate.dev/metrics\" value (value not shown): use a JSON object")
+}
+
+test_metrics_array_denied if {
+	v := violations_for(testing.with_md({"metrics": "[0.91, 0.84]"}))
+	mentions(v, "invalid annotation \"modelgate.dev/metrics\"")
+}
+
+test_certifications_not_json_denied if {
+	v := violations_for(testing.with_md({"certifications": "ISO-42001 until 2027"}))
+	mentions(v, "invalid annotation \"modelgate.dev/certifications\": it is not a JSON list; set it to a JSON list such as")
+}
+
+test_certifications_object_instead_of_list_denied if {
+	v := violations_for(testing.with_md({"certifications": "{\"name\": \"ISO-42001\", \"expires\": \"2027-01-01\"}"}))
+	mentions(v, "invalid annotation \"modelgate.dev/certifications\": it is not a JSON list")
+}
+
+test_certification_entry_without_expiry_denied if {
+	v := violations_for(testing.with_md({"certifications": "[{\"name\": \"ISO-42001\", \"expires\": \"2027-01-01\"}, {\"name\": \"internal\"}]"}))
+	v == {"invalid annotation \"modelgate.dev/certifications\": entry 1 is not {\"name\": \"...\", \"expires\": \"YYYY-MM-DD\"} with a non-empty name and a real date; set it to a JSON list such as [{\"name\": \"EU-AI-Act-conformity\", \"expires\": \"2027-06-30\"}]"}
+}
+
+test_certification_entry_with_bad_date_denied if {
+	v := violations_for(testing.with_md({"certifications": "[{\"name\": \"ISO-42001\", \"expires\": \"2027-13-01\"}]"}))
+	mentions(v, "entry 0 is not")
+}
+
+test_valid_certifications_allowed if {
+	violations_for(testing.with_md({"certifications": "[{\"name\": \"ISO-42001\", \"expires\": \"2099-01-01\"}]"})) == set()
+}
+
+test_model_card_not_url_denied if {
+	v := violations_for(testing.with_md({"model-card": "see wiki"}))
+	v == {"invalid annotation \"modelgate.dev/model-card\" value \"see wiki\": use the http(s) URL of the model card"}
+}
+
+test_value_with_quotes_not_echoed if {
+	v := violations_for(testing.with_md({"model-name": "say \"hi\""}))
+	mentions(v, "invalid annotation \"modelgate.dev/model-name\" value (value not shown): use a DNS-style name")
+}
+
+test_optional_fields_free_text_allowed if {
+	violations_for(testing.with_md({
+		"training-run": "https://mlflow.example.com/#/experiments/3/runs/9f1c",
+		"source": "https://git.example.com/ml/fraud@4e1d2c0",
+	})) == set()
+}
