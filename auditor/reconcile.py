@@ -1,0 +1,518 @@
+"""Reconciliation: every discovered workload is evaluated by the policy engine (mode
+``audit``) and matched against the inventory by (cluster, namespace, kind, name).
+
+Finding types and their default severity:
+
+=========================  ========  ==================================================
+type                       severity  meaning
+=========================  ========  ==================================================
+``orphan``                 high      a running model the inventory never admitted
+``violation``              high      the model fails the policy now
+``drift``                  medium    running images or version differ from the admitted
+``expiring-certification`` medium    a certification expires soon (or has expired)
+``missing-metadata``       medium    required metadata absent: queued for manual review
+``retired``                low       in the inventory, not found by a successful scan
+=========================  ========  ==================================================
+
+Findings are written in batches while the scan runs, so memory does not grow with the
+number of workloads; runtime metadata is written onto the inventory's deployments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.discovery.base import DiscoveredWorkload, DiscoverySource, SourceUnreachable
+from modelgate.inventory import audit
+from modelgate.inventory.db import Database
+from modelgate.policy_input import build_input, synthesize_request
+from policies.engines.base import PolicyEngine, PolicyError, PolicyResult
+
+log = logging.getLogger(__name__)
+
+FINDING_TYPES = (
+    "orphan",
+    "violation",
+    "drift",
+    "retired",
+    "expiring-certification",
+    "missing-metadata",
+)
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+DEFAULT_SEVERITY: dict[str, str] = {
+    "orphan": "high",
+    "violation": "high",
+    "drift": "medium",
+    "expiring-certification": "medium",
+    "missing-metadata": "medium",
+    "retired": "low",
+}
+DEFAULT_REQUIRED_FIELDS = (
+    "model-name",
+    "model-version",
+    "owner",
+    "training-date",
+    "training-data",
+    "compliance-status",
+)
+DEFAULT_WARNING_DAYS = 30
+BATCH = 500
+
+
+def severity_rank(severity: str) -> int:
+    try:
+        return SEVERITIES.index(severity)
+    except ValueError as e:
+        raise ValueError(f"unknown severity {severity!r} (one of {', '.join(SEVERITIES)})") from e
+
+
+@dataclass(frozen=True)
+class PolicyData:
+    """The bits of the policy data the auditor needs besides the engine's answer."""
+
+    required_fields: tuple[str, ...] = DEFAULT_REQUIRED_FIELDS
+    certification_warning_days: int = DEFAULT_WARNING_DAYS
+
+    @classmethod
+    def load(cls, policy_dir: Path) -> PolicyData:
+        """Read ``required_fields`` / ``certification_warning_days`` from the bundle's data
+        file (``**/config/data.yaml``); defaults when absent or unreadable."""
+        for path in sorted(policy_dir.glob("**/config/data.y*ml")):
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            fields = data.get("required_fields")
+            days = data.get("certification_warning_days")
+            return cls(
+                required_fields=tuple(str(f) for f in fields)
+                if isinstance(fields, list)
+                else DEFAULT_REQUIRED_FIELDS,
+                certification_warning_days=int(days)
+                if isinstance(days, int | float)
+                else DEFAULT_WARNING_DAYS,
+            )
+        return cls()
+
+
+@dataclass
+class SourceReport:
+    name: str
+    kind: str
+    cluster: str
+    status: str = "ok"  # ok / unreachable
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    workloads: int = 0
+    models: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "cluster": self.cluster,
+            "status": self.status,
+            "error": self.error,
+            "notes": list(self.notes),
+            "workloads": self.workloads,
+            "models": self.models,
+        }
+
+
+@dataclass
+class ScanResult:
+    scan_id: int
+    started_at: datetime
+    finished_at: datetime
+    bundle_digest: str
+    sources: list[SourceReport]
+    counts: dict[str, int]  # findings by type (this scan)
+    severities: dict[str, int]
+    workloads: int
+    models: int
+    resolved: int
+
+    @property
+    def unreachable(self) -> list[SourceReport]:
+        return [s for s in self.sources if s.status != "ok"]
+
+    def worst_severity_at_least(self, threshold: str) -> bool:
+        limit = severity_rank(threshold)
+        return any(n and severity_rank(sev) >= limit for sev, n in self.severities.items())
+
+
+ProgressCallback = Callable[[str, int], None]  # (event, amount): "workload"/"source"
+
+
+def _parse_day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except (ValueError, AttributeError):
+        return None
+
+
+def certification_issues(metadata: Mapping[str, str], today: date, warning_days: int) -> list[str]:
+    """Messages for certifications that expire within ``warning_days`` or have expired."""
+    raw = metadata.get("certifications")
+    if not raw:
+        return []
+    try:
+        certs = json.loads(raw)
+    except ValueError:
+        return []  # malformed JSON is the policy's violation
+    if not isinstance(certs, list):
+        return []
+    out: list[str] = []
+    for cert in certs:
+        if not isinstance(cert, Mapping):
+            continue
+        name = str(cert.get("name") or "certification")
+        expires = _parse_day(str(cert.get("expires") or ""))
+        if expires is None:
+            continue
+        days = (expires - today).days
+        if days < 0:
+            out.append(f"certification {name!r} expired on {expires.isoformat()}")
+        elif days <= warning_days:
+            out.append(f"certification {name!r} expires on {expires.isoformat()} (in {days} days)")
+    return out
+
+
+class Reconciler:
+    """Runs a scan over sources and records it."""
+
+    def __init__(
+        self,
+        db: Database,
+        engine: PolicyEngine,
+        *,
+        policy_data: PolicyData | None = None,
+        now: Callable[[], datetime] | None = None,
+        progress: ProgressCallback | None = None,
+        batch_size: int = BATCH,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.policy_data = policy_data or PolicyData()
+        self._now = now or (lambda: datetime.now(UTC))
+        self.progress = progress
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ public
+
+    def scan(
+        self, sources: Sequence[DiscoverySource], options: Mapping[str, Any] | None = None
+    ) -> ScanResult:
+        started = self._now()
+        scan_id = audit.start_scan(
+            self.db,
+            bundle_digest=self.engine.bundle_digest,
+            engine=getattr(self.engine, "name", ""),
+            options=dict(options or {}),
+            started_at=started,
+        )
+        reports: list[SourceReport] = []
+        counts: Counter[str] = Counter()
+        severities: Counter[str] = Counter()
+        scanned: list[str] = []
+        workloads = models = 0
+        status = "completed"
+        try:
+            for source in sources:
+                report = self._scan_source(scan_id, source, started, counts, severities)
+                reports.append(report)
+                workloads += report.workloads
+                models += report.models
+                if report.status == "ok":
+                    scanned.append(source.cluster)
+                if self.progress:
+                    self.progress("source", 1)
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            finished = self._now()
+            summary = {
+                "workloads": workloads,
+                "models": models,
+                "findings": dict(counts),
+                "severities": dict(severities),
+                "clusters": sorted({s.cluster for s in sources}),
+                "unreachable": [r.name for r in reports if r.status != "ok"],
+            }
+            resolved = audit.finish_scan(
+                self.db,
+                scan_id,
+                sources=[r.as_dict() for r in reports],
+                summary=summary,
+                scanned_clusters=scanned if status == "completed" else [],
+                status=status,
+                finished_at=finished,
+            )
+        return ScanResult(
+            scan_id=scan_id,
+            started_at=started,
+            finished_at=finished,
+            bundle_digest=self.engine.bundle_digest,
+            sources=reports,
+            counts=dict(counts),
+            severities=dict(severities),
+            workloads=workloads,
+            models=models,
+            resolved=resolved,
+        )
+
+    # ------------------------------------------------------------------ per source
+
+    def _scan_source(
+        self,
+        scan_id: int,
+        source: DiscoverySource,
+        seen_at: datetime,
+        counts: Counter[str],
+        severities: Counter[str],
+    ) -> SourceReport:
+        report = SourceReport(name=source.name, kind=source.kind, cluster=source.cluster)
+        admitted = audit.admitted_deployments(self.db, source.cluster)
+        seen: set[tuple[str, str, str]] = set()
+        pending: list[audit.FindingInput] = []
+        runtime: list[audit.RuntimeUpdate] = []
+
+        def flush() -> None:
+            if pending:
+                audit.record_findings(self.db, scan_id, pending, seen_at)
+                for f in pending:
+                    counts[f["type"]] += 1
+                    severities[f["severity"]] += 1
+                pending.clear()
+            if runtime:
+                audit.update_runtime(self.db, runtime, seen_at)
+                runtime.clear()
+
+        try:
+            for found in source.discover():
+                report.workloads += 1
+                key = (found.workload["namespace"], found.workload["kind"], found.workload["name"])
+                seen.add(key)
+                entry = admitted.get(key)
+                if entry is not None and entry["status"] != "deleted":
+                    runtime.append(_runtime_update(found))
+                new = self._workload_findings(found, entry, report)
+                if new is not None:
+                    report.models += 1
+                    pending.extend(new)
+                if len(pending) >= self.batch_size or len(runtime) >= self.batch_size:
+                    flush()
+                if self.progress:
+                    self.progress("workload", 1)
+        except SourceUnreachable as e:
+            report.status = "unreachable"
+            report.error = str(e)
+            log.warning("source %s unreachable: %s", source.name, e)
+        else:
+            gone = [
+                entry
+                for key, entry in admitted.items()
+                if key not in seen and entry["status"] not in audit.GONE_STATUSES
+            ]
+            for entry in gone:
+                pending.append(self._finding("retired", _admitted_identity(entry), _retired(entry)))
+            audit.mark_not_running(self.db, [e["id"] for e in gone])
+        finally:
+            report.notes = list(source.notes)
+        flush()
+        return report
+
+    def _evaluate(self, found: DiscoveredWorkload) -> PolicyResult:
+        request = synthesize_request(found.obj, found.workload)
+        policy_input = build_input(
+            request=request,
+            workload=found.workload,
+            mode="audit",
+            namespace_labels=found.namespace_labels,
+            now=self._now(),
+        )
+        return self.engine.evaluate(policy_input)
+
+    def _workload_findings(
+        self,
+        found: DiscoveredWorkload,
+        entry: audit.AdmittedDeployment | None,
+        report: SourceReport,
+    ) -> list[audit.FindingInput] | None:
+        """Findings for one workload; ``None`` when it is not a model workload."""
+        w = found.workload
+        try:
+            result = self._evaluate(found)
+        except PolicyError as e:
+            report.notes.append(
+                f"policy evaluation failed for {w['kind']} {w['namespace']}/{w['name']}: {e}"
+            )
+            return None
+        if not result.is_model:
+            return None
+        md = w["metadata"]
+        identity = {
+            "cluster": found.cluster,
+            "namespace": w["namespace"],
+            "kind": w["kind"],
+            "name": w["name"],
+            "model": md.get("model-name") or (entry["model"] if entry else None),
+            "version": md.get("model-version") or (entry["version"] if entry else None),
+        }
+        out: list[audit.FindingInput] = []
+        admitted = entry is not None and entry["status"] not in audit.GONE_STATUSES
+        if not admitted:
+            out.append(
+                self._finding(
+                    "orphan",
+                    identity,
+                    f"running model {identity['model'] or w['name']!s} was never admitted "
+                    f"(not in the inventory for cluster {found.cluster})",
+                    {"images": list(w["images"])},
+                )
+            )
+        violations = list(result.violations or result.deny)
+        if violations:
+            out.append(
+                self._finding(
+                    "violation",
+                    identity,
+                    "; ".join(sorted(violations)),
+                    {"violations": sorted(violations), "enforcement": result.enforcement},
+                )
+            )
+        missing = [f for f in self.policy_data.required_fields if not md.get(f, "").strip()]
+        if missing:
+            out.append(
+                self._finding(
+                    "missing-metadata",
+                    identity,
+                    "queued for manual review: missing " + ", ".join(missing),
+                    {"missing": missing},
+                )
+            )
+        if admitted and entry is not None:
+            drift = _drift(found, entry)
+            if drift:
+                out.append(self._finding("drift", identity, "; ".join(drift), {"changes": drift}))
+        cert_issues = certification_issues(
+            md, self._now().date(), self.policy_data.certification_warning_days
+        )
+        if cert_issues:
+            out.append(
+                self._finding("expiring-certification", identity, "; ".join(cert_issues), {})
+            )
+        return out
+
+    @staticmethod
+    def _finding(
+        type_: str,
+        identity: Mapping[str, Any],
+        message: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> audit.FindingInput:
+        return audit.FindingInput(
+            type=type_,
+            severity=DEFAULT_SEVERITY[type_],
+            cluster=str(identity["cluster"]),
+            namespace=str(identity["namespace"]),
+            kind=str(identity["kind"]),
+            name=str(identity["name"]),
+            model=identity.get("model"),
+            version=identity.get("version"),
+            message=message,
+            details=dict(details or {}),
+        )
+
+
+def _admitted_identity(entry: audit.AdmittedDeployment) -> dict[str, Any]:
+    return {
+        "cluster": entry["cluster"],
+        "namespace": entry["namespace"],
+        "kind": entry["kind"],
+        "name": entry["name"],
+        "model": entry["model"],
+        "version": entry["version"],
+    }
+
+
+def _retired(entry: audit.AdmittedDeployment) -> str:
+    when = entry["last_admitted"].date().isoformat() if entry["last_admitted"] else "unknown"
+    return (
+        f"{entry['kind']} {entry['namespace']}/{entry['name']} "
+        f"(model {entry['model'] or '?'} {entry['version'] or ''}, last admitted {when}) "
+        "is in the inventory but no longer running"
+    ).replace("  ", " ")
+
+
+def _image_name(ref: str) -> str:
+    """Repository part of an image reference (no tag, no digest)."""
+    ref = ref.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        ref = ref[: len(ref) - len(last)] + last.split(":", 1)[0]
+    return ref
+
+
+def _drift(found: DiscoveredWorkload, entry: audit.AdmittedDeployment) -> list[str]:
+    changes: list[str] = []
+    running = sorted(set(found.workload["images"]))
+    admitted = sorted(set(entry["images"]))
+    if admitted and running != admitted:
+        added = [i for i in running if i not in admitted]
+        removed = [i for i in admitted if i not in running]
+        parts = []
+        if added:
+            parts.append("running " + ", ".join(added))
+        if removed:
+            parts.append("admitted " + ", ".join(removed))
+        changes.append("images differ from admission: " + "; ".join(parts))
+    version = found.workload["metadata"].get("model-version")
+    if entry["version"] and version and version != entry["version"]:
+        changes.append(f"model version {version} running, {entry['version']} admitted")
+    name = found.workload["metadata"].get("model-name")
+    if entry["model"] and name and name != entry["model"]:
+        changes.append(f"model {name} running, {entry['model']} admitted")
+    return changes
+
+
+def _runtime_update(found: DiscoveredWorkload) -> audit.RuntimeUpdate:
+    rt = found.runtime
+    resources: dict[str, Any] = {
+        **rt["resources"],
+        "gpus": rt["gpus"],
+        "images": [dict(s) for s in rt["image_statuses"]],
+    }
+    if rt["usage"] is not None:
+        resources["usage"] = dict(rt["usage"])
+    if rt["created"]:
+        resources["created"] = rt["created"]
+    return audit.RuntimeUpdate(
+        cluster=found.cluster,
+        namespace=found.workload["namespace"],
+        kind=found.workload["kind"],
+        name=found.workload["name"],
+        replicas=rt["desired_replicas"],
+        ready_replicas=rt["ready_replicas"],
+        resources=resources,
+    )
+
+
+def expiring_window(warning_days: int, today: date) -> tuple[date, date]:
+    return today, today + timedelta(days=warning_days)
+
+
+def iter_types(counts: Mapping[str, int]) -> Iterable[tuple[str, int]]:
+    return ((t, counts.get(t, 0)) for t in FINDING_TYPES)

@@ -1,0 +1,236 @@
+"""A manifests snapshot reconciled against a seeded inventory: every finding type, runtime
+metadata written back, and findings tracked across scans (first/last seen, resolution)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from auditor.discovery import SourceConfigError, create_sources
+from auditor.reconcile import Reconciler
+from modelgate.inventory import audit
+from modelgate.inventory.db import Database
+from policies.engines import PolicyEngine
+from tests.auditor.helpers import (
+    admit,
+    certs,
+    deployment,
+    in_days,
+    metadata,
+    namespace,
+    write_snapshot,
+)
+
+
+def _snapshot_objects() -> list[dict[str, object]]:
+    return [
+        namespace("ml", {"team": "risk"}),
+        # admitted with 1.0.0, now running 1.1.0 with a new image -> drift
+        deployment(
+            "fraud",
+            image="registry.example.com/fraud:1.1.0",
+            annotations=metadata(model_version="1.1.0"),
+            gpus=1,
+        ),
+        # never admitted, compliant -> orphan only
+        deployment(
+            "churn",
+            image="registry.example.com/churn:2.0",
+            annotations=metadata(model_name="churn-predictor", model_version="2.0"),
+        ),
+        # never admitted, owner missing -> orphan + violation + missing-metadata
+        deployment(
+            "shadow",
+            image="vllm/vllm-openai:v0.6.3",
+            annotations=metadata(model_name="shadow-llm", owner=None),
+        ),
+        # admitted, unchanged, certification expiring in 10 days -> expiring-certification
+        deployment(
+            "scorer",
+            image="registry.example.com/scorer:3.2",
+            annotations=metadata(
+                model_name="credit-scorer",
+                model_version="3.2",
+                certifications=certs(("ISO-42001", in_days(10))),
+            ),
+        ),
+        # not a model -> nothing
+        deployment("web", image="nginx:1.27", model=False),
+    ]
+
+
+def _seed(db: Database) -> None:
+    admit(
+        db,
+        "prod",
+        deployment("fraud", image="registry.example.com/fraud:1.0.0", annotations=metadata()),
+    )
+    admit(
+        db,
+        "prod",
+        deployment(
+            "scorer",
+            image="registry.example.com/scorer:3.2",
+            annotations=metadata(
+                model_name="credit-scorer",
+                model_version="3.2",
+                certifications=certs(("ISO-42001", in_days(10))),
+            ),
+        ),
+    )
+    # admitted once, no longer in the snapshot -> retired
+    admit(
+        db,
+        "prod",
+        deployment(
+            "legacy",
+            image="registry.example.com/legacy:0.9",
+            annotations=metadata(model_name="legacy-ranker", model_version="0.9"),
+        ),
+    )
+    # another cluster that this scan does not cover: never retired by it
+    admit(
+        db,
+        "staging",
+        deployment("fraud", annotations=metadata()),
+    )
+
+
+def _by_key(findings: list[audit.FindingRecord]) -> dict[tuple[str, str], audit.FindingRecord]:
+    return {(f["name"], f["type"]): f for f in findings}
+
+
+def test_snapshot_scan_finds_every_finding_type(
+    tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    _seed(db)
+    snap = write_snapshot(tmp_path / "prod", _snapshot_objects(), per_file=3)
+    sources = create_sources("manifests", {"paths": [snap]})
+    assert [s.cluster for s in sources] == ["prod"]
+
+    result = Reconciler(db, engine).scan(sources)
+
+    assert result.workloads == 5  # the Namespace is not a workload
+    assert result.models == 4
+    found = _by_key(audit.scan_findings_of(db, result.scan_id))
+    assert set(found) == {
+        ("fraud", "drift"),
+        ("churn", "orphan"),
+        ("shadow", "orphan"),
+        ("shadow", "violation"),
+        ("shadow", "missing-metadata"),
+        ("scorer", "expiring-certification"),
+        ("legacy", "retired"),
+    }
+    drift = found[("fraud", "drift")]
+    assert "registry.example.com/fraud:1.1.0" in drift["message"]
+    assert "1.1.0 running, 1.0.0 admitted" in drift["message"]
+    assert drift["cluster"] == "prod" and drift["namespace"] == "ml"
+    assert drift["model"] == "fraud-detector"
+    assert "modelgate.dev/owner" in found[("shadow", "violation")]["message"]
+    assert found[("shadow", "missing-metadata")]["details"]["missing"] == ["owner"]
+    assert found[("legacy", "retired")]["model"] == "legacy-ranker"
+    assert found[("legacy", "retired")]["severity"] == "low"
+    assert "ISO-42001" in found[("scorer", "expiring-certification")]["message"]
+    assert result.counts["orphan"] == 2
+    assert result.worst_severity_at_least("high")
+    assert result.bundle_digest and result.bundle_digest == engine.bundle_digest
+
+    scan = audit.get_scan(db, result.scan_id)
+    assert scan is not None and scan["status"] == "completed"
+    assert scan["sources"][0]["status"] == "ok"
+    assert scan["summary"]["findings"]["orphan"] == 2
+
+
+def test_runtime_metadata_updates_inventory_deployments(
+    tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    _seed(db)
+    snap = write_snapshot(tmp_path / "prod", _snapshot_objects())
+    Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+
+    deployments = audit.admitted_deployments(db, "prod")
+    assert deployments[("ml", "Deployment", "fraud")]["status"] == "running"
+    assert deployments[("ml", "Deployment", "legacy")]["status"] == "not-running"
+    models = {m["name"]: m for m in audit.report_models(db)}
+    dep = models["fraud-detector"]["versions"][0]["deployments"][0]
+    assert dep["replicas"] == 2
+    assert dep["resources"] is not None
+    assert dep["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
+    assert dep["resources"]["gpus"] == 1
+    assert dep["last_seen"] is not None
+
+
+def test_findings_persist_and_resolve_across_scans(
+    tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    _seed(db)
+    clock = [datetime.now(UTC).replace(microsecond=0)]
+    snap = write_snapshot(tmp_path / "prod", _snapshot_objects())
+    reconciler = Reconciler(db, engine, now=lambda: clock[0])
+    first = reconciler.scan(create_sources("manifests", {"paths": [snap]}))
+
+    # the orphan "churn" is removed; "fraud" is fixed back to its admitted image and version
+    objects = [
+        o
+        for o in _snapshot_objects()
+        if o["metadata"]["name"] not in ("churn", "fraud")  # type: ignore[index]
+    ]
+    objects.append(
+        deployment("fraud", image="registry.example.com/fraud:1.0.0", annotations=metadata())
+    )
+    for p in snap.glob("*.yaml"):
+        p.unlink()
+    write_snapshot(snap, objects)
+    clock[0] = clock[0] + timedelta(hours=6)
+    second = reconciler.scan(create_sources("manifests", {"paths": [snap]}))
+
+    assert second.resolved == 2
+    everything = _by_key(audit.findings(db))
+    assert everything[("churn", "orphan")]["status"] == "resolved"
+    assert everything[("churn", "orphan")]["resolved_at"] == clock[0]
+    assert everything[("fraud", "drift")]["status"] == "resolved"
+    shadow = everything[("shadow", "orphan")]
+    assert shadow["status"] == "open"
+    assert shadow["first_seen"] == first.started_at
+    assert shadow["last_seen"] == second.started_at
+    assert {f["name"] for f in audit.scan_findings_of(db, second.scan_id)} == {
+        "shadow",
+        "scorer",
+        "legacy",
+    }
+    # the earlier scan still lists what it saw
+    assert ("churn", "orphan") in _by_key(audit.scan_findings_of(db, first.scan_id))
+
+    # the orphan comes back: the same finding reopens, first_seen kept
+    write_snapshot(snap / "again", [_snapshot_objects()[2]])
+    clock[0] = clock[0] + timedelta(hours=6)
+    reconciler.scan(create_sources("manifests", {"paths": [snap]}))
+    churn = _by_key(audit.findings(db))[("churn", "orphan")]
+    assert churn["status"] == "open" and churn["resolved_at"] is None
+    assert churn["first_seen"] == first.started_at
+
+
+def test_unreadable_file_is_a_note_not_a_failure(
+    tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    snap = write_snapshot(tmp_path / "edge", [deployment("churn", annotations=metadata())])
+    (snap / "broken.yaml").write_text("kind: Deployment\nmetadata: [unclosed\n", encoding="utf-8")
+    (snap / "list.json").write_text(
+        '{"kind": "List", "items": [' + __import__("json").dumps(deployment("x2")) + "]}",
+        encoding="utf-8",
+    )
+    result = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    assert result.sources[0].status == "ok"
+    assert any("broken.yaml" in n for n in result.sources[0].notes)
+    names = {f["name"] for f in audit.scan_findings_of(db, result.scan_id)}
+    assert names == {"churn", "x2"}
+
+
+def test_missing_manifests_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceConfigError, match="not a directory"):
+        create_sources("manifests", {"paths": [tmp_path / "nope"]})
+    with pytest.raises(SourceConfigError, match="unknown source kind"):
+        create_sources("vertex", {})
