@@ -307,6 +307,10 @@ def evaluate_command(
         engine = create_engine(settings)
     except PolicyError as e:
         _fail(f"cannot load the policy bundle from {settings.policy_dir}: {e}")
+    if not engine.ready():
+        reason = getattr(engine, "last_error", None) or "no bundle loaded"
+        engine.close()
+        _fail(f"cannot load the policy bundle from {settings.policy_dir}: {reason}")
     try:
         results = evaluate_manifests(manifests, engine, namespace)
     except InputError as e:

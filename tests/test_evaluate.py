@@ -157,14 +157,41 @@ def test_stdin_json_list_and_directories(tmp_path: Path) -> None:
     (tmp_path / "d" / "README.md").write_text("not a manifest")
     result = run("-f", str(tmp_path / "d"), "-f", "-", "-o", "json", input=listing)
     assert result.exit_code == 1
-    assert [r["name"] for r in json.loads(result.stdout)] == ["b", "c", "cfg", "a"]
+    assert [r["name"] for r in json.loads(result.stdout)] == [
+        "c",
+        "cfg",
+        "b",
+        "a",
+    ]  # paths in sorted order, then stdin
 
 
 def test_custom_policy_dir_is_used(tmp_path: Path) -> None:
+    import shutil
+
+    from modelgate.settings import DEFAULT_POLICY_DIR
+
+    bundle = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICY_DIR / "modelgate", bundle / "modelgate")
+    data = bundle / "modelgate" / "config" / "data.yaml"
+    text = data.read_text()
+    assert '  - "compliance-status"\n' in text
+    data.write_text(
+        text.replace('  - "compliance-status"\n', '  - "compliance-status"\n  - "source"\n', 1)
+    )
+    f = write_yaml(tmp_path / "m.yaml", model("fraud", COMPLIANT))
+    assert run("-f", str(f)).exit_code == 0
+    result = run("-f", str(f), "-o", "json", "--policy-dir", str(bundle))
+    assert result.exit_code == 1
+    (violation,) = json.loads(result.stdout)[0]["violations"]
+    assert P + "source" in violation
+
+
+def test_unloadable_policy_dir_exits_2(tmp_path: Path) -> None:
     f = write_yaml(tmp_path / "m.yaml", model("fraud", COMPLIANT))
     result = run("-f", str(f), "--policy-dir", str(tmp_path / "nowhere"))
     assert result.exit_code == 2
     assert "cannot load the policy bundle" in result.stderr
+    assert "does not exist" in result.stderr
     assert "Traceback" not in result.output
 
 

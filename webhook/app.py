@@ -270,10 +270,10 @@ class WebhookState:
     def not_ready_reasons(self) -> list[str]:
         reasons: list[str] = []
         if not self._engine_ready():
-            reasons.append("no policy bundle is loaded")
-        if self._last_reload_error:
-            # still ready (the last good bundle serves) but worth showing; not a reason
-            pass
+            detail = getattr(self.engine, "last_error", None) or self._last_reload_error
+            reasons.append(
+                f"no policy bundle is loaded: {detail}" if detail else "no policy bundle is loaded"
+            )
         probe = getattr(self.recorder, "healthy", None) or getattr(self.recorder, "ping", None)
         if probe is not None:
             try:
