@@ -204,7 +204,7 @@ def run_demo(workdir: Path, examples: Path = EXAMPLES) -> int:
         click.echo("4. sending the sample manifests from examples/manifests as AdmissionReviews\n")
         modes = _namespace_modes(manifests)
         session = requests.Session()
-        session.verify = str(certs.ca_cert)
+        ca = str(certs.ca_cert)  # per request: REQUESTS_CA_BUNDLE would override session.verify
         for m in manifests:
             obj = m.obj
             kind = str(obj["kind"])
@@ -214,10 +214,21 @@ def run_demo(workdir: Path, examples: Path = EXAMPLES) -> int:
             namespace = str(meta.get("namespace") or "default")
             mode = modes.get(namespace, "enforce")
             if mode == "off":
-                click.echo(f"- SKIPPED {kind} {namespace}/{meta.get('name')}: namespace is off")
+                click.echo(
+                    f"- NOT SENT {kind} {namespace}/{meta.get('name')}: namespace {namespace} is "
+                    f"labelled {ENFORCEMENT_LABEL}=off, so the webhook configuration excludes it\n"
+                )
                 continue
             route = "/validate/warn" if mode == "warn" else "/validate"
-            resp = session.post(f"{base}{route}", json=admission_review(obj, namespace), timeout=10)
+            try:
+                resp = session.post(
+                    f"{base}{route}",
+                    json=admission_review(obj, namespace),
+                    verify=ca,
+                    timeout=10,
+                )
+            except requests.RequestException as e:
+                raise DemoError(f"POST {route} failed: {e}\n{_tail(log)}") from e
             if resp.status_code != 200:
                 raise DemoError(f"{route} answered {resp.status_code}: {resp.text}")
             source = Path(m.source.split(" (document")[0]).name
