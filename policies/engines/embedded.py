@@ -16,6 +16,7 @@ function is simply undefined at run time), so ``policy check`` with the opa engi
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,10 +56,27 @@ _SMOKE_INPUT: dict[str, Any] = {
 }
 
 
-def _clean(message: str) -> str:
-    """rego-cpp error text without its AST dumps, one line per problem."""
-    lines = [line.rstrip() for line in str(message).splitlines()]
-    return "\n".join(line for line in lines if line.strip())[:4000]
+_ERROR_RE = re.compile(r"\(error \d+:([^|\s()]+)\|(\d+)\|\d+\s*\(errormsg \d+:([^)]*)\)")
+
+
+def _clean(message: str, sources: Mapping[str, str] | None = None) -> str:
+    """rego-cpp's error S-expression as ``file:line:col: message`` lines."""
+    text = str(message)
+    found = _ERROR_RE.findall(text)
+    if not found:
+        lines = [line.rstrip() for line in text.splitlines()]
+        return "\n".join(line for line in lines if line.strip())[:4000]
+    out: list[str] = []
+    for file, offset, msg in found:
+        where = file
+        source = (sources or {}).get(file)
+        if source is not None:
+            before = source.encode("utf-8")[: int(offset)].decode("utf-8", "replace")
+            line = before.count("\n") + 1
+            col = len(before) - (before.rfind("\n") + 1) + 1
+            where = f"{file}:{line}:{col}"
+        out.append(f"{where}: {msg.strip()}")
+    return "; ".join(out)
 
 
 @dataclass
@@ -77,7 +95,7 @@ def compile_bundle(bundle: Bundle, entrypoints: tuple[str, ...] = (ENTRYPOINT,))
             builder.add_module(relpath, source)
         program = builder.build(None, list(entrypoints))
     except RegoError as e:
-        message = _clean(str(e))
+        message = _clean(str(e), bundle.modules)
         raise BundleError(f"policy bundle in {bundle.root} does not compile: {message}") from e
     if not program.ok():
         raise BundleError(f"policy bundle in {bundle.root} does not compile")

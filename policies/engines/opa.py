@@ -81,7 +81,8 @@ class OpaEngine(ReloadingEngine):
 
     def _push(self, bundle: Bundle, previous: Bundle | None) -> None:
         old_modules = dict(previous.modules) if previous is not None else {}
-        changed = {rel: src for rel, src in bundle.modules.items() if old_modules.get(rel) != src}
+        # every module, not only the changed ones: a shared OPA may have been changed by others
+        changed = dict(bundle.modules)
         done: list[str] = []
         try:
             # data first: policies may refer to it

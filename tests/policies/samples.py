@@ -1,0 +1,160 @@
+"""Sample manifests (examples/manifests) turned into policy inputs, plus generated variations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelgate.policy_input import PolicyInput, build_input, synthesize_request
+from modelgate.workload import SUPPORTED_KINDS, extract_workload
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+POLICY_DIR = REPO_ROOT / "policies"
+EXAMPLES = REPO_ROOT / "examples" / "manifests"
+#: every decision in these tests is made "now"
+NOW = datetime(2026, 11, 26, 6, 40, tzinfo=UTC)
+TODAY = NOW.date()
+
+
+def sample_objects() -> list[tuple[str, dict[str, Any]]]:
+    """(file name, object) for every object in examples/manifests."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(doc, dict):
+                out.append((path.name, doc))
+    return out
+
+
+def namespace_labels() -> dict[str, dict[str, str]]:
+    labels: dict[str, dict[str, str]] = {}
+    for _name, obj in sample_objects():
+        if obj.get("kind") == "Namespace":
+            meta = obj["metadata"]
+            labels[meta["name"]] = {str(k): str(v) for k, v in meta.get("labels", {}).items()}
+    return labels
+
+
+def to_input(
+    obj: dict[str, Any],
+    labels: dict[str, dict[str, str]] | None = None,
+    now: datetime = NOW,
+    enforcement: str | None = None,
+) -> PolicyInput:
+    workload = extract_workload(obj, "default")
+    ns = (labels if labels is not None else namespace_labels()).get(workload["namespace"], {})
+    return build_input(
+        request=synthesize_request(obj, workload),
+        workload=workload,
+        mode="evaluate",
+        namespace_labels=ns,
+        enforcement=enforcement,  # type: ignore[arg-type]
+        now=now,
+    )
+
+
+def sample_inputs() -> dict[str, PolicyInput]:
+    """ "<file>#<kind>/<name>" -> input, for every workload object of the samples."""
+    labels = namespace_labels()
+    out: dict[str, PolicyInput] = {}
+    for file, obj in sample_objects():
+        if obj.get("kind") not in SUPPORTED_KINDS:
+            continue
+        out[f"{file}#{obj['kind']}/{obj['metadata']['name']}"] = to_input(obj, labels)
+    return out
+
+
+def sample(file: str) -> dict[str, Any]:
+    objs = [obj for name, obj in sample_objects() if name == file]
+    assert len(objs) == 1, file
+    return objs[0]
+
+
+def certs(*entries: tuple[str, date | str]) -> str:
+    return json.dumps([{"name": n, "expires": str(d)} for n, d in entries])
+
+
+def with_annotations(obj: dict[str, Any], **annotations: str | None) -> dict[str, Any]:
+    """A deep copy of obj with modelgate.dev/<key> annotations set (None removes one)."""
+    copy: dict[str, Any] = json.loads(json.dumps(obj))
+    ann = copy["metadata"].setdefault("annotations", {})
+    for key, value in annotations.items():
+        full = "modelgate.dev/" + key.replace("_", "-")
+        if value is None:
+            ann.pop(full, None)
+        else:
+            ann[full] = value
+    return copy
+
+
+def variations() -> dict[str, PolicyInput]:
+    """Generated inputs around the samples: expiry windows relative to today, every status,
+    tier, enforcement mode, odd values (Unicode, quotes, blanks, JSON corner cases)."""
+    base = sample("05-high-risk-certified-deployment.yaml")
+    plain = sample("01-compliant-deployment.yaml")
+    out: dict[str, PolicyInput] = {}
+    for days in (-400, -1, 0, 1, 14, 29, 30, 31, 90):
+        expires = TODAY + timedelta(days=days)
+        obj = with_annotations(base, certifications=certs(("EU-AI-Act-conformity", expires)))
+        out[f"high-cert-expires-{days:+d}d"] = to_input(obj)
+        obj = with_annotations(
+            plain, certifications=certs(("ISO-IEC-42001", expires), ("SOC2", "2099-01-01"))
+        )
+        out[f"limited-cert-expires-{days:+d}d"] = to_input(obj)
+    for status in ("approved", "pending-review", "rejected", "exempt", "Approved", ""):
+        for mode in ("enforce", "warn", "off", None):
+            obj = with_annotations(plain, compliance_status=status)
+            out[f"status-{status or 'blank'}-{mode}"] = to_input(obj, enforcement=mode)
+    for tier in ("minimal", "limited", "high", "critical"):
+        out[f"tier-{tier}"] = to_input(with_annotations(plain, risk_tier=tier))
+    odd = {
+        "unicode-owner": {"owner": "Zoë Ångström 田中 <zoë@例え.jp>"},
+        "quoted-name": {"model_name": 'say "hi"'},
+        "backslash-version": {"model_version": "1.0\\beta"},
+        "newline-reason": {"compliance_status": "exempt", "exempt_reason": "line one\nline two"},
+        "long-value": {"model_name": "a" * 300},
+        "future-datetime": {"training_date": "2030-01-01T00:00:00+02:00"},
+        "datetime-today": {"training_date": f"{TODAY}T23:59:59Z"},
+        "impossible-date": {"training_date": "2025-02-29"},
+        "leap-day": {"training_date": "2024-02-29"},
+        "metrics-nested": {"metrics": '{"auc": {"value": 0.9}}'},
+        "metrics-bool": {"metrics": '{"passed": true}'},
+        "metrics-empty-object": {"metrics": "{}"},
+        "metrics-negative-exp": {"metrics": '{"loss": -1.5e-3}'},
+        "certs-empty-list": {"certifications": "[]"},
+        "certs-number": {"certifications": "42"},
+        "certs-missing-name": {"certifications": '[{"expires": "2099-01-01"}]'},
+        "certs-blank-name": {"certifications": '[{"name": "  ", "expires": "2099-01-01"}]'},
+        "card-ftp": {"model_card": "ftp://models.example.com/card"},
+        "training-data-trailing-comma": {"training_data": "s3://a/b,"},
+        "blank-owner": {"owner": "   "},
+        "removed-owner": {"owner": None},
+    }
+    for name, changes in odd.items():
+        out[f"odd-{name}"] = to_input(with_annotations(plain, **changes))
+    for label in ("warn", "off", "bogus", ""):
+        out[f"namespace-label-{label or 'blank'}"] = to_input(
+            sample("02-missing-fields-deployment.yaml"),
+            labels={"ml-prod": {"modelgate.dev/enforcement": label}},
+        )
+    for image in ("nvcr.io/nvidia/tritonserver:24.08-py3", "seldonio/seldon-core-operator:1.18.0"):
+        obj = json.loads(json.dumps(sample("04-nginx-deployment.yaml")))
+        obj["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        out[f"image-{image.split('/')[-1]}"] = to_input(obj)
+    return out
+
+
+def copy_policies(dest: Path) -> Path:
+    """A private, editable copy of the shipped bundle (Rego and data only)."""
+    target = dest / "policies"
+    shutil.copytree(
+        POLICY_DIR / "modelgate",
+        target / "modelgate",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    return target

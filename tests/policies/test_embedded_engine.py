@@ -1,0 +1,293 @@
+"""The embedded (rego-cpp) engine: decisions on the samples, reloads, broken bundles, threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from modelgate.settings import Settings
+from policies.engines import create_engine
+from policies.engines.base import BundleError, EvaluationError, PolicyEngine, PolicyResult
+from policies.engines.embedded import EmbeddedEngine
+from tests.policies.samples import (
+    TODAY,
+    certs,
+    sample,
+    sample_inputs,
+    to_input,
+    variations,
+    with_annotations,
+)
+
+MISSING = 'missing required annotation "modelgate.dev/{}"'
+
+# file -> (is_model, allowed, fragments every one of which is in some deny message,
+#          fragments in some warning)
+EXPECTED: dict[str, tuple[bool, bool, list[str], list[str]]] = {
+    "01-compliant-deployment.yaml": (True, True, [], []),
+    "02-missing-fields-deployment.yaml": (
+        True,
+        False,
+        [
+            MISSING.format(k)
+            for k in ("model-version", "training-date", "training-data", "compliance-status")
+        ],
+        [],
+    ),
+    "03-bad-values-deployment.yaml": (
+        True,
+        False,
+        [
+            'invalid annotation "modelgate.dev/model-name" value "Credit Scorer"',
+            'invalid annotation "modelgate.dev/training-date" value "14/09/2025"',
+            'invalid annotation "modelgate.dev/compliance-status" value "looks-good"',
+            'invalid annotation "modelgate.dev/risk-tier" value "medium"',
+            'invalid annotation "modelgate.dev/metrics" value "auc=0.91"',
+        ],
+        [],
+    ),
+    "04-nginx-deployment.yaml": (False, True, [], []),
+    "05-high-risk-certified-deployment.yaml": (True, True, [], []),
+    "06-high-risk-expired-cert-deployment.yaml": (
+        True,
+        False,
+        ['"modelgate.dev/certifications" has no unexpired certification'],
+        ['certification "ISO-IEC-42001" in "modelgate.dev/certifications" expired on 2025-01-31'],
+    ),
+    "07-exempt-with-reason-deployment.yaml": (
+        True,
+        True,
+        [],
+        ["model admitted under an exemption"],
+    ),
+    "08-exempt-without-reason-deployment.yaml": (
+        True,
+        False,
+        ['is "exempt" but "modelgate.dev/exempt-reason" is missing'],
+        [],
+    ),
+    "09-pending-review-enforce-deployment.yaml": (True, False, ['is "pending-review"'], []),
+    "10-pending-review-warn-namespace-deployment.yaml": (True, True, [], ['is "pending-review"']),
+    "11-statefulset.yaml": (True, True, [], []),
+    "12-cronjob.yaml": (True, True, [], []),
+    "13-job.yaml": (
+        True,
+        False,
+        [MISSING.format("training-date"), MISSING.format("training-data")],
+        [],
+    ),
+    "14-pod.yaml": (True, True, [], []),
+    "15-kserve-inferenceservice.yaml": (True, True, [], []),
+    "16-seldon-seldondeployment.yaml": (True, False, [MISSING.format("owner")], []),
+    "17-image-only-vllm-deployment.yaml": (True, False, [MISSING.format("model-name")], []),
+    "18-off-namespace-deployment.yaml": (True, True, [], []),
+}
+
+
+def _by_file() -> dict[str, object]:
+    return {key.split("#")[0]: value for key, value in sample_inputs().items()}
+
+
+def test_every_sample_file_has_an_expectation() -> None:
+    assert set(_by_file()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("file", sorted(EXPECTED))
+def test_sample_decision(embedded: EmbeddedEngine, file: str) -> None:
+    is_model, allowed, deny_fragments, warn_fragments = EXPECTED[file]
+    result = embedded.evaluate(_by_file()[file])  # type: ignore[arg-type]
+    assert result.is_model is is_model
+    assert result.allowed is allowed
+    for fragment in deny_fragments:
+        assert any(fragment in msg for msg in result.deny), (fragment, result.deny)
+    for fragment in warn_fragments:
+        assert any(fragment in msg for msg in result.warn), (fragment, result.warn)
+    if not warn_fragments:
+        assert result.warn == ()
+    if allowed:
+        assert result.deny == ()
+    assert result.bundle_digest == embedded.bundle_digest
+
+
+def test_denial_lists_every_missing_field_with_its_fix(embedded: EmbeddedEngine) -> None:
+    result = embedded.evaluate(to_input(sample("16-seldon-seldondeployment.yaml")))
+    assert len(result.deny) == 6
+    assert (
+        'missing required annotation "modelgate.dev/owner": '
+        "set it to the owning person or team (e-mail)"
+    ) in result.deny
+
+
+def test_off_namespace_still_reports_violations_but_denies_nothing(
+    embedded: EmbeddedEngine,
+) -> None:
+    result = embedded.evaluate(to_input(sample("18-off-namespace-deployment.yaml")))
+    assert result.enforcement == "off"
+    assert result.deny == () and result.warn == ()
+    assert len(result.violations) == 6
+
+
+def test_certification_expiring_soon_is_a_warning(embedded: EmbeddedEngine) -> None:
+    soon = TODAY + timedelta(days=10)
+    obj = with_annotations(
+        sample("05-high-risk-certified-deployment.yaml"),
+        certifications=certs(("EU-AI-Act-conformity", soon)),
+    )
+    result = embedded.evaluate(to_input(obj))
+    assert result.allowed
+    assert result.warn == (
+        f'certification "EU-AI-Act-conformity" in "modelgate.dev/certifications" expires on '
+        f"{soon}, within 30 days: renew it and update the annotation",
+    )
+
+
+def test_value_with_quotes_is_not_echoed_and_does_not_break(embedded: EmbeddedEngine) -> None:
+    result = embedded.evaluate(variations()["odd-quoted-name"])
+    assert not result.allowed
+    assert any('"modelgate.dev/model-name" value (value not shown)' in m for m in result.deny)
+
+
+def test_engine_satisfies_the_protocol(embedded: EmbeddedEngine) -> None:
+    assert isinstance(embedded, PolicyEngine)
+    assert embedded.name == "embedded"
+    assert len(embedded.bundle_digest) == 64
+
+
+def test_unserialisable_input_is_an_evaluation_error(embedded: EmbeddedEngine) -> None:
+    with pytest.raises(EvaluationError, match="not JSON-serialisable"):
+        embedded.evaluate({"workload": object()})
+
+
+def test_create_engine_builds_embedded_by_default(policy_copy: Path) -> None:
+    engine = create_engine(Settings(policy_dir=policy_copy))
+    try:
+        assert isinstance(engine, EmbeddedEngine)
+        assert engine.ready()
+    finally:
+        engine.close()
+
+
+# -- reloading -------------------------------------------------------------------------
+
+
+def _require_source(policy_dir: Path) -> None:
+    data = policy_dir / "modelgate" / "config" / "data.yaml"
+    data.write_text(
+        data.read_text().replace(
+            '  - "compliance-status"\n', '  - "compliance-status"\n  - "source"\n'
+        )
+    )
+
+
+def _break(policy_dir: Path) -> None:
+    rego = policy_dir / "modelgate" / "risk" / "risk.rego"
+    rego.write_text(rego.read_text() + "\nbroken if {\n\tinput.x ==\n}\n")
+
+
+def test_unchanged_directory_is_not_reloaded(policy_copy: Path) -> None:
+    engine = EmbeddedEngine(policy_copy)
+    assert engine.reload_if_changed() is False
+
+
+def test_edited_data_takes_effect_on_reload(policy_copy: Path) -> None:
+    engine = EmbeddedEngine(policy_copy)
+    compliant = to_input(sample("01-compliant-deployment.yaml"))
+    assert engine.evaluate(compliant).allowed
+    before = engine.bundle_digest
+    _require_source(policy_copy)
+    # (the compliant sample carries modelgate.dev/source: make a sample without it)
+    without = to_input(with_annotations(sample("01-compliant-deployment.yaml"), source=None))
+    assert engine.reload_if_changed() is True
+    assert engine.bundle_digest != before
+    result = engine.evaluate(without)
+    assert result.deny == (
+        'missing required annotation "modelgate.dev/source": see the modelgate metadata contract',
+    )
+    assert result.bundle_digest == engine.bundle_digest
+
+
+def test_broken_bundle_is_rejected_and_last_good_keeps_serving(policy_copy: Path) -> None:
+    engine = EmbeddedEngine(policy_copy)
+    good = engine.bundle_digest
+    _break(policy_copy)
+    with pytest.raises(BundleError, match=r"does not compile.*risk\.rego"):
+        engine.reload_if_changed()
+    assert engine.last_error is not None and "risk.rego" in engine.last_error
+    assert engine.ready()
+    assert engine.bundle_digest == good
+    result = engine.evaluate(to_input(sample("02-missing-fields-deployment.yaml")))
+    assert not result.allowed and result.bundle_digest == good
+    # reported once: an unchanged broken directory is not recompiled on every check
+    assert engine.reload_if_changed() is False
+
+
+def test_fixed_bundle_replaces_the_broken_one(policy_copy: Path) -> None:
+    engine = EmbeddedEngine(policy_copy)
+    rego = policy_copy / "modelgate" / "risk" / "risk.rego"
+    original = rego.read_text()
+    _break(policy_copy)
+    with pytest.raises(BundleError):
+        engine.reload_if_changed()
+    rego.write_text(original + "\n# fixed\n")
+    assert engine.reload_if_changed() is True
+    assert engine.last_error is None
+
+
+def test_first_load_failure_leaves_engine_not_ready(policy_copy: Path) -> None:
+    _break(policy_copy)
+    engine = EmbeddedEngine(policy_copy)
+    assert not engine.ready()
+    assert engine.bundle_digest == ""
+    with pytest.raises(EvaluationError, match="no policy bundle loaded"):
+        engine.evaluate(to_input(sample("01-compliant-deployment.yaml")))
+
+
+def test_watcher_applies_edits_without_restart(policy_copy: Path) -> None:
+    engine = EmbeddedEngine(policy_copy)
+    engine.start_watching(0.05)
+    try:
+        without = to_input(with_annotations(sample("01-compliant-deployment.yaml"), source=None))
+        assert engine.evaluate(without).allowed
+        _require_source(policy_copy)
+        deadline = time.monotonic() + 10
+        while engine.evaluate(without).allowed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not engine.evaluate(without).allowed
+        served = engine.bundle_digest
+        _break(policy_copy)
+        deadline = time.monotonic() + 10
+        while engine.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.last_error is not None
+        assert engine.bundle_digest == served
+        assert not engine.evaluate(without).allowed
+    finally:
+        engine.close()
+
+
+def test_concurrent_evaluations_match_serial_ones(embedded: EmbeddedEngine) -> None:
+    inputs = list(sample_inputs().values()) + list(variations().values())[:20]
+    expected = [embedded.evaluate(i) for i in inputs]
+    failures: list[str] = []
+    results: dict[tuple[int, int], PolicyResult] = {}
+
+    def work(worker: int) -> None:
+        try:
+            for n in range(3):
+                for k, policy_input in enumerate(inputs):
+                    results[(worker, n * len(inputs) + k)] = embedded.evaluate(policy_input)
+        except Exception as e:  # collected and asserted below
+            failures.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    for (_worker, index), result in results.items():
+        assert result == expected[index % len(inputs)]
