@@ -1,0 +1,248 @@
+"""The audit export: one JSON document (``scan``, ``models``, ``findings``, ...) whose
+canonical bytes are written with ``--export``, embedded in the PDF and hashed (SHA-256) for the
+report's integrity section; plus a CSV rendering for spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypedDict
+
+from modelgate.inventory import audit
+from modelgate.inventory.db import Database
+
+EXPORT_FORMAT = "modelgate.audit/v1"
+EXPORT_FILENAME = "modelgate-audit.json"
+
+
+class ExportError(Exception):
+    """The export cannot be built (unknown scan, ...)."""
+
+
+class ExportFinding(TypedDict):
+    type: str
+    severity: str
+    status: str
+    cluster: str
+    namespace: str
+    kind: str
+    name: str
+    model: str | None
+    version: str | None
+    message: str
+    first_seen: str
+    last_seen: str
+    resolved_at: str | None
+    details: dict[str, Any]
+
+
+class ExportScan(TypedDict):
+    id: int
+    status: str
+    started_at: str
+    finished_at: str | None
+    bundle_digest: str
+    engine: str
+    clusters: list[str]
+    sources: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+class Exemption(TypedDict):
+    model: str
+    version: str
+    owner: str
+    reason: str | None
+    deployments: list[str]
+
+
+class ExportDocument(TypedDict):
+    format: str
+    generated_at: str
+    scan: ExportScan
+    models: list[audit.ModelInfo]
+    findings: list[ExportFinding]
+    exemptions: list[Exemption]
+    decisions: audit.DecisionSummary
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _finding(f: audit.FindingRecord) -> ExportFinding:
+    return ExportFinding(
+        type=f["type"],
+        severity=f["severity"],
+        status=f["status"],
+        cluster=f["cluster"],
+        namespace=f["namespace"],
+        kind=f["kind"],
+        name=f["name"],
+        model=f["model"],
+        version=f["version"],
+        message=f["message"],
+        first_seen=f["first_seen"].astimezone(UTC).isoformat(),
+        last_seen=f["last_seen"].astimezone(UTC).isoformat(),
+        resolved_at=_iso(f["resolved_at"]),
+        details=dict(f["details"]),
+    )
+
+
+def exemptions_of(models: list[audit.ModelInfo]) -> list[Exemption]:
+    out: list[Exemption] = []
+    for m in models:
+        for v in m["versions"]:
+            if v["compliance_status"] == "exempt":
+                out.append(
+                    Exemption(
+                        model=m["name"],
+                        version=v["version"],
+                        owner=v["owner"] or m["owner"],
+                        reason=v["exempt_reason"],
+                        deployments=[
+                            f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}"
+                            for d in v["deployments"]
+                        ],
+                    )
+                )
+    return out
+
+
+def build_export(
+    db: Database, scan_id: int, *, generated_at: datetime | None = None
+) -> ExportDocument:
+    """The export of scan ``scan_id`` (its findings) with the inventory as it is now."""
+    scan = audit.get_scan(db, scan_id)
+    if scan is None:
+        raise ExportError(f"no scan with id {scan_id}")
+    models = audit.report_models(db)
+    findings = [_finding(f) for f in audit.scan_findings_of(db, scan_id)]
+    clusters = sorted({str(s.get("cluster")) for s in scan["sources"]}) or list(
+        scan["summary"].get("clusters", [])
+    )
+    return ExportDocument(
+        format=EXPORT_FORMAT,
+        generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        scan=ExportScan(
+            id=scan["id"],
+            status=scan["status"],
+            started_at=scan["started_at"].astimezone(UTC).isoformat(),
+            finished_at=_iso(scan["finished_at"]),
+            bundle_digest=scan["bundle_digest"],
+            engine=scan["engine"],
+            clusters=clusters,
+            sources=scan["sources"],
+            summary=scan["summary"],
+        ),
+        models=models,
+        findings=findings,
+        exemptions=exemptions_of(models),
+        decisions=audit.decision_summary(db, until=scan["finished_at"]),
+    )
+
+
+def export_bytes(doc: Mapping[str, Any]) -> bytes:
+    """Canonical JSON bytes (sorted keys, UTF-8, trailing newline): what is written, embedded
+    and hashed."""
+    return (
+        json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=2, default=str) + "\n"
+    ).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_export(doc: Mapping[str, Any], path: Path) -> str:
+    """Write the export; returns its SHA-256."""
+    data = export_bytes(doc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha256_hex(data)
+
+
+FINDING_COLUMNS = (
+    "type",
+    "severity",
+    "status",
+    "cluster",
+    "namespace",
+    "kind",
+    "name",
+    "model",
+    "version",
+    "message",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+)
+MODEL_COLUMNS = (
+    "model",
+    "version",
+    "owner",
+    "risk_tier",
+    "compliance_status",
+    "training_date",
+    "training_run",
+    "datasets",
+    "model_card",
+    "certifications",
+    "deployments",
+    "first_admitted",
+    "last_admitted",
+)
+SOURCE_COLUMNS = ("name", "kind", "cluster", "status", "error", "workloads", "models", "notes")
+
+
+def write_csv(doc: ExportDocument, directory: Path) -> list[Path]:
+    """findings.csv, models.csv and sources.csv in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+
+    def write(name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        path = directory / name
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+        paths.append(path)
+
+    write("findings.csv", FINDING_COLUMNS, [dict(f) for f in doc["findings"]])
+    model_rows: list[dict[str, Any]] = []
+    for m in doc["models"]:
+        for v in m["versions"]:
+            model_rows.append(
+                {
+                    "model": m["name"],
+                    "version": v["version"],
+                    "owner": v["owner"],
+                    "risk_tier": v["risk_tier"],
+                    "compliance_status": v["compliance_status"],
+                    "training_date": v["training_date"],
+                    "training_run": v["training_run"],
+                    "datasets": " ".join(v["datasets"]),
+                    "model_card": v["model_card"],
+                    "certifications": "; ".join(
+                        f"{c['name']} (expires {c['expires'] or '?'})" for c in v["certifications"]
+                    ),
+                    "deployments": " ".join(
+                        f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}"
+                        for d in v["deployments"]
+                    ),
+                    "first_admitted": v["first_admitted"],
+                    "last_admitted": v["last_admitted"],
+                }
+            )
+    write("models.csv", MODEL_COLUMNS, model_rows)
+    write(
+        "sources.csv",
+        SOURCE_COLUMNS,
+        [{**s, "notes": " | ".join(s.get("notes") or [])} for s in doc["scan"]["sources"]],
+    )
+    return paths

@@ -1,0 +1,262 @@
+"""PDF/A-3b rendering with Jinja2 + WeasyPrint (the only module that imports weasyprint).
+
+The HTML template and print stylesheet, the fonts and every asset ship inside the package;
+a URL fetcher refuses anything that is not a file inside the package, so rendering never
+touches the network. The JSON export is embedded as an associated file (PDF/A-3)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import jinja2
+import weasyprint
+from markupsafe import Markup
+from weasyprint.urls import URLFetcher
+
+from auditor.reconcile import DEFAULT_SEVERITY, FINDING_TYPES, severity_rank
+from auditor.report import charts
+from auditor.report.export import EXPORT_FILENAME, ExportDocument, export_bytes, sha256_hex
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES = PACKAGE_DIR / "templates"
+PDF_VARIANT = "pdf/a-3b"
+MAX_FINDING_ROWS = 500  # per type in the PDF; the export always has every finding
+WARNING_DAYS = 30
+
+log = logging.getLogger(__name__)
+
+
+class RenderError(Exception):
+    """The report could not be rendered or written."""
+
+
+class RefusedURL(ValueError):
+    """A resource outside the package was requested while rendering."""
+
+
+class PackageOnlyFetcher(URLFetcher):  # type: ignore[misc]
+    """Serves ``file:`` URLs inside the report package only; everything else is refused (and
+    remembered in :attr:`refused`)."""
+
+    def __init__(self, root: Path = PACKAGE_DIR) -> None:
+        super().__init__(allowed_protocols={"file"}, allow_redirects=False, timeout=1)
+        self.root = root.resolve()
+        self.refused: list[str] = []
+
+    def fetch(self, url: str, headers: Any = None) -> Any:
+        parsed = urlparse(url)
+        if parsed.scheme != "file":
+            self.refused.append(url)
+            raise RefusedURL(f"refusing to fetch {url}: reports use packaged assets only")
+        path = Path(unquote(parsed.path)).resolve()
+        if path != self.root and self.root not in path.parents:
+            self.refused.append(url)
+            raise RefusedURL(f"refusing to read {path}: outside the report package")
+        return super().fetch(url, headers)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["human"] = _human
+    return env
+
+
+def _day(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def cert_state(expires: str | None, today: date, warning_days: int = WARNING_DAYS) -> str:
+    day = _day(expires)
+    if day is None:
+        return "valid" if not expires else "unknown"
+    if day < today:
+        return "expired"
+    if day <= today + timedelta(days=warning_days):
+        return "expiring"
+    return "valid"
+
+
+def _human(ts: str | None) -> str:
+    if not ts:
+        return ""
+    try:
+        return datetime.fromisoformat(ts).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return ts
+
+
+def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]:
+    """Everything the template shows, derived from the export document only."""
+    generated = datetime.fromisoformat(doc["generated_at"])
+    today = generated.date()
+    scan = dict(doc["scan"])
+    scan["started_at"] = _human(doc["scan"]["started_at"])
+    scan["finished_at"] = _human(doc["scan"]["finished_at"])
+
+    models: list[dict[str, Any]] = []
+    tier_rows: dict[str, list[dict[str, Any]]] = {"high": [], "limited": [], "minimal": []}
+    compliance: dict[str, int] = {}
+    completeness_fields: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+        "owner": lambda v: bool(v["owner"]),
+        "training date": lambda v: bool(v["training_date"]),
+        "datasets": lambda v: bool(v["datasets"]),
+        "training run": lambda v: bool(v["training_run"]),
+        "model card": lambda v: bool(v["model_card"]),
+        "metrics": lambda v: bool(v["metrics"]),
+        "certifications": lambda v: bool(v["certifications"]),
+        "source": lambda v: bool(v["source"]),
+    }
+    complete_counts = dict.fromkeys(completeness_fields, 0)
+    for m in doc["models"]:
+        if not m["versions"]:
+            continue
+        latest = m["versions"][-1]
+        certs = [{**c, "state": cert_state(c["expires"], today)} for c in latest["certifications"]]
+        models.append({**m, "latest": latest, "certifications": certs})
+        tier = latest["risk_tier"] if latest["risk_tier"] in tier_rows else "limited"
+        tier_rows[tier].append(
+            {
+                "name": m["name"],
+                "version": latest["version"],
+                "owner": latest["owner"] or m["owner"],
+                "compliance_status": latest["compliance_status"],
+                "deployments": sum(len(v["deployments"]) for v in m["versions"]),
+                "certifications": certs,
+            }
+        )
+        status = latest["compliance_status"] or "unknown"
+        compliance[status] = compliance.get(status, 0) + 1
+        for name, check in completeness_fields.items():
+            if check(latest):
+                complete_counts[name] += 1
+
+    by_type: dict[str, list[Mapping[str, Any]]] = {t: [] for t in FINDING_TYPES}
+    for f in doc["findings"]:
+        by_type.setdefault(f["type"], []).append(f)
+    finding_types: list[dict[str, Any]] = [
+        {
+            "type": t,
+            "severity": DEFAULT_SEVERITY.get(t, "info"),
+            "count": len(rows),
+            "rows": rows[:MAX_FINDING_ROWS],
+        }
+        for t, rows in by_type.items()
+    ]
+    severities: dict[str, int] = {}
+    for f in doc["findings"]:
+        severities[f["severity"]] = severities.get(f["severity"], 0) + 1
+    summary = doc["scan"]["summary"]
+    n_models = len(models)
+    chart_svgs = {
+        "tiers": charts.bar_chart(
+            "Models by risk tier", [(t, len(rows)) for t, rows in tier_rows.items()]
+        ),
+        "compliance": charts.stacked_bar(
+            "Models by compliance status", sorted(compliance.items()) or [("none", 0)]
+        ),
+        "findings": charts.bar_chart(
+            "Findings by type",
+            [(t["type"], t["count"]) for t in finding_types],
+            colors={t: charts.SEVERITY_COLORS[s] for t, s in DEFAULT_SEVERITY.items()},
+        ),
+        "completeness": charts.bar_chart(
+            "Documentation completeness (% of models)",
+            [
+                (name, round(100.0 * n / n_models, 1) if n_models else 0.0)
+                for name, n in complete_counts.items()
+            ],
+            unit=" %",
+            maximum=100,
+        ),
+    }
+    decisions: dict[str, Any] = dict(doc["decisions"])
+    decisions["period_start"] = _human(decisions.get("period_start"))
+    decisions["period_end"] = _human(decisions.get("period_end"))
+    sources = doc["scan"]["sources"]
+    return {
+        "scan": scan,
+        "sources": sources,
+        "clusters": doc["scan"]["clusters"],
+        "generated_at": _human(doc["generated_at"]),
+        "export_name": EXPORT_FILENAME,
+        "export_digest": digest,
+        "export_size": size,
+        "models": models,
+        "tiers": list(tier_rows.items()),
+        "finding_types": finding_types,
+        "findings_total": len(doc["findings"]),
+        "severities": sorted(severities.items(), key=lambda kv: -severity_rank(kv[0])),
+        "exemptions": doc["exemptions"],
+        "decisions": decisions,
+        "charts": {k: Markup(v) for k, v in chart_svgs.items()},
+        "kpi": {
+            "models": n_models,
+            "workloads": summary.get("workloads", 0),
+            "discovered_models": summary.get("models", 0),
+            "open_findings": len(doc["findings"]),
+            "unreachable": sum(1 for s in sources if s.get("status") != "ok"),
+        },
+    }
+
+
+def render_html(doc: ExportDocument, digest: str, size: int) -> str:
+    return _environment().get_template("report.html").render(**build_context(doc, digest, size))
+
+
+def render_pdf(
+    doc: ExportDocument,
+    target: Path,
+    *,
+    data: bytes | None = None,
+    progress: Callable[[str], None] | None = None,
+    fetcher: PackageOnlyFetcher | None = None,
+) -> str:
+    """Render ``doc`` as PDF/A-3b into ``target`` with the export embedded; returns the
+    SHA-256 of the embedded export bytes."""
+    data = export_bytes(doc) if data is None else data
+    digest = sha256_hex(data)
+    fetcher = fetcher or PackageOnlyFetcher()
+    if progress:
+        progress("template")
+    html = render_html(doc, digest, len(data))
+    try:
+        if progress:
+            progress("layout")
+        document = weasyprint.HTML(
+            string=html, base_url=str(TEMPLATES) + "/", url_fetcher=fetcher
+        ).render()
+        if progress:
+            progress("pdf")
+        attachment = weasyprint.Attachment(
+            file_obj=io.BytesIO(data),
+            name=EXPORT_FILENAME,
+            description="modelgate audit export (JSON) — the data behind this report",
+            relationship="Data",
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        document.write_pdf(
+            str(target),
+            pdf_variant=PDF_VARIANT,
+            attachments=[attachment],
+            custom_metadata=False,
+        )
+    except OSError as e:
+        raise RenderError(f"cannot write the report {target}: {e}") from e
+    return digest
