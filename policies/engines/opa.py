@@ -96,6 +96,7 @@ class OpaEngine(ReloadingEngine):
             pending = dict(sorted(changed.items()))
             while pending:
                 errors: dict[str, str] = {}
+                put_before = len(done)
                 for rel, src in list(pending.items()):
                     try:
                         self._put_module(rel, src)
@@ -104,7 +105,7 @@ class OpaEngine(ReloadingEngine):
                         continue
                     done.append(rel)
                     del pending[rel]
-                if errors and len(errors) == len(pending):
+                if errors and len(done) == put_before:
                     detail = "; ".join(f"{rel}: {msg}" for rel, msg in errors.items())
                     raise BundleError(f"OPA rejected the policy bundle in {bundle.root}: {detail}")
             for rel in sorted(set(old_modules) - set(bundle.modules)):
@@ -122,18 +123,32 @@ class OpaEngine(ReloadingEngine):
             ) from e
 
     def _rollback(self, done: list[str], old: Mapping[str, str], previous: Bundle | None) -> None:
-        try:
-            for rel in done:
-                if rel in old:
-                    self._put_module(rel, old[rel])
-                else:
-                    self._client.delete_policy(_policy_id(rel))
-            if previous is not None:
-                for segments, doc in previous.data_files.items():
+        """Best effort: put back the previous modules, delete the new ones (several passes,
+        since OPA refuses to delete a module others still depend on)."""
+        todo = list(reversed(done))
+        for _ in range(len(todo) + 1):
+            failed: list[str] = []
+            for rel in todo:
+                try:
+                    if rel in old:
+                        self._put_module(rel, old[rel])
+                    else:
+                        self._client.delete_policy(_policy_id(rel))
+                except Exception:
+                    failed.append(rel)
+            if not failed or len(failed) == len(todo):
+                todo = failed
+                break
+            todo = failed
+        if todo:
+            log.error("rolling back the OPA policy update left %s in place", ", ".join(todo))
+        if previous is not None:
+            for segments, doc in previous.data_files.items():
+                try:
                     if isinstance(doc, dict):
                         self._client.update_or_create_data(doc, "/".join(segments))
-        except Exception:
-            log.exception("rolling back the OPA policy update failed")
+                except Exception:
+                    log.exception("restoring policy data at %s failed", "/".join(segments))
 
     def _activate(self, bundle: Bundle) -> None:
         with self._push_lock:

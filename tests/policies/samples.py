@@ -158,3 +158,10 @@ def copy_policies(dest: Path) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     return target
+
+
+def require_field(policy_dir: Path, field: str) -> None:
+    """Edit the copy's data file: make ``field`` a required annotation."""
+    data = policy_dir / "modelgate" / "config" / "data.yaml"
+    anchor = '  - "compliance-status"\n'
+    data.write_text(data.read_text().replace(anchor, f'{anchor}  - "{field}"\n', 1))

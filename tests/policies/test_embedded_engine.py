@@ -16,6 +16,7 @@ from policies.engines.embedded import EmbeddedEngine
 from tests.policies.samples import (
     TODAY,
     certs,
+    require_field,
     sample,
     sample_inputs,
     to_input,
@@ -175,12 +176,7 @@ def test_create_engine_builds_embedded_by_default(policy_copy: Path) -> None:
 
 
 def _require_source(policy_dir: Path) -> None:
-    data = policy_dir / "modelgate" / "config" / "data.yaml"
-    data.write_text(
-        data.read_text().replace(
-            '  - "compliance-status"\n', '  - "compliance-status"\n  - "source"\n'
-        )
-    )
+    require_field(policy_dir, "source")
 
 
 def _break(policy_dir: Path) -> None:
