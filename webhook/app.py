@@ -83,7 +83,9 @@ class EventRecorder(Protocol):
 
     def submit(self, event: AdmissionEvent) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush for up to ``timeout`` seconds, then keep what is left (spool) and stop."""
+        ...
 
 
 class Metrics:
@@ -454,16 +456,20 @@ class WebhookState:
             self.metrics.recorder_errors.inc()
             log.error("could not record the decision for %s: %s", req["uid"], e)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop reloading, flush the recorder (at most ``timeout`` s), close the engine."""
         self._stop.set()
         if self._reloader is not None:
             self._reloader.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for closer in (self.recorder.close, self.engine.close):
-            try:
-                closer()
-            except Exception as e:
-                log.warning("error while closing: %s", e)
+        try:
+            self.recorder.close(timeout=timeout)
+        except Exception as e:
+            log.warning("error while closing the recorder: %s", e)
+        try:
+            self.engine.close()
+        except Exception as e:
+            log.warning("error while closing the policy engine: %s", e)
 
 
 def _default_engine(settings: Settings) -> PolicyEngine:

@@ -87,7 +87,7 @@ def gunicorn_options(
         "keyfile": str(tls_key),
         "ssl_context": reloader.gunicorn_hook,
         "timeout": 30,
-        "graceful_timeout": 20,
+        "graceful_timeout": 30,  # > the recorder flush in worker_exit
         "keepalive": 30,
         "loglevel": log_level.lower(),
         "accesslog": "-" if access_log else None,

@@ -113,5 +113,5 @@ class FakeRecorder:
     def healthy(self) -> bool:
         return self.is_healthy
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         self.closed = True
