@@ -14,11 +14,22 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Table, Text, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    exc,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, selectinload
 
 from modelgate.inventory.base import Base, JSONType, UTCDateTime, utcnow
-from modelgate.inventory.db import Database
+from modelgate.inventory.db import Database, DatabaseUnavailable, classify, redact
 from modelgate.inventory.models import (
     Decision,
     Deployment,
@@ -205,19 +216,26 @@ def start_scan(
     options: Mapping[str, Any] | None = None,
     started_at: datetime | None = None,
 ) -> int:
-    with db.session() as session:
-        scan = ScanRun(
-            started_at=started_at or utcnow(),
-            status="running",
-            bundle_digest=bundle_digest,
-            engine=engine,
-            options=dict(options or {}),
-            sources=[],
-            summary={},
-        )
-        session.add(scan)
-        session.flush()
-        return scan.id
+    """Record a new running scan. Raises :class:`~modelgate.inventory.db.InventoryError`
+    (schema missing, database down) with a one-line message."""
+    try:
+        with db.session() as session:
+            scan = ScanRun(
+                started_at=started_at or utcnow(),
+                status="running",
+                bundle_digest=bundle_digest,
+                engine=engine,
+                options=dict(options or {}),
+                sources=[],
+                summary={},
+            )
+            session.add(scan)
+            session.flush()
+            return scan.id
+    except (exc.OperationalError, exc.ProgrammingError) as e:
+        raise classify(e, db.url) from e
+    except exc.InterfaceError as e:
+        raise DatabaseUnavailable(f"database {redact(db.url)} unavailable: {e}") from e
 
 
 def record_findings(

@@ -1,0 +1,399 @@
+"""``modelgate audit`` and ``modelgate report``.
+
+Exit codes: 0 success; 1 findings at or above ``--fail-on``; 2 bad input (options, paths,
+unknown context or scan); 3 operational failure (database, policy bundle, report writing).
+Unreachable clusters or accounts are reported in the scan and the report, never fatal.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from auditor.discovery import DiscoverySource, SourceConfigError, create_sources
+from auditor.reconcile import FINDING_TYPES, SEVERITIES, PolicyData, Reconciler, ScanResult
+from modelgate.settings import Settings, SettingsError
+
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_FAILURE = 3
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> float:
+    """``"6h"`` -> 21600.0 seconds (units s, m, h, d; plain numbers are seconds)."""
+    m = _DURATION.match(text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise click.BadParameter(
+            f"{text!r} is not a duration like 30m, 6h or 1d", param_hint="--interval"
+        )
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _out_path(template: str | None, scan_id: int, when: datetime) -> Path | None:
+    """Output path with ``{scan_id}`` and ``{timestamp}`` placeholders filled in."""
+    if not template:
+        return None
+    try:
+        return Path(template.format(scan_id=scan_id, timestamp=when.strftime("%Y%m%dT%H%M%SZ")))
+    except (KeyError, IndexError, ValueError) as e:
+        _fail(f"bad placeholder in output path {template!r}: {e}", EXIT_USAGE)
+
+
+class _Progress:
+    """A tqdm counter on stderr (only when enabled, i.e. on a terminal by default)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def __call__(self, event: str, amount: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc="scanning", unit=" workloads", file=sys.stderr, leave=False)
+        if event == "workload":
+            self._bar.update(amount)
+
+    @contextmanager
+    def stage(self, label: str) -> Iterator[Callable[[str], None]]:
+        bar: Any = None
+        if self.enabled:
+            from tqdm import tqdm
+
+            bar = tqdm(total=3, desc=label, file=sys.stderr, leave=False)
+
+        def step(name: str) -> None:
+            if bar is not None:
+                bar.set_postfix_str(name)
+                bar.update(1)
+
+        try:
+            yield step
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _open_database(settings: Settings) -> Any:
+    from modelgate.inventory.db import Database, InventoryError
+
+    try:
+        return Database(settings.database_url)
+    except InventoryError as e:
+        _fail(str(e), EXIT_USAGE)
+
+
+def _engine(settings: Settings) -> Any:
+    from policies.engines import PolicyError, create_engine
+
+    try:
+        engine = create_engine(settings)
+    except PolicyError as e:
+        _fail(f"the policy bundle in {settings.policy_dir} cannot be used: {e}", EXIT_FAILURE)
+    if not engine.ready():
+        _fail(f"the policy bundle in {settings.policy_dir} could not be loaded", EXIT_FAILURE)
+    return engine
+
+
+def write_outputs(
+    db: Any,
+    scan_id: int,
+    *,
+    report: Path | None,
+    export: Path | None,
+    csv_dir: Path | None,
+    progress: _Progress,
+) -> None:
+    """Export / CSV / PDF for one scan, printing where each went."""
+    from auditor.report.export import ExportError, build_export, export_bytes, sha256_hex
+    from auditor.report.export import write_csv as write_csv_files
+
+    if not (report or export or csv_dir):
+        return
+    try:
+        doc = build_export(db, scan_id)
+    except ExportError as e:
+        _fail(str(e), EXIT_USAGE)
+    data = export_bytes(doc)
+    digest = sha256_hex(data)
+    try:
+        if export:
+            export.parent.mkdir(parents=True, exist_ok=True)
+            export.write_bytes(data)
+            click.echo(f"export: {export} (sha256 {digest})")
+        if csv_dir:
+            files = write_csv_files(doc, csv_dir)
+            click.echo(f"csv: {', '.join(str(p) for p in files)}")
+    except OSError as e:
+        _fail(f"cannot write the export: {e}", EXIT_FAILURE)
+    if report:
+        from auditor.report.render import RenderError, render_pdf
+
+        try:
+            with progress.stage("rendering report") as step:
+                render_pdf(doc, report, data=data, progress=step)
+        except RenderError as e:
+            _fail(str(e), EXIT_FAILURE)
+        click.echo(f"report: {report} (PDF/A-3b, export sha256 {digest})")
+
+
+def summarize(result: ScanResult) -> str:
+    counts = ", ".join(f"{t} {result.counts.get(t, 0)}" for t in FINDING_TYPES)
+    lines = [
+        f"scan #{result.scan_id}: {result.workloads} workloads, {result.models} models, "
+        f"{len(result.sources)} sources; findings: {counts}; resolved {result.resolved}"
+    ]
+    for s in result.sources:
+        state = "ok" if s.status == "ok" else f"UNREACHABLE: {s.error}"
+        lines.append(f"  {s.name}: {state} ({s.workloads} workloads, {s.models} models)")
+        lines.extend(f"    note: {n}" for n in s.notes[:20])
+    return "\n".join(lines)
+
+
+@click.command("audit")
+@click.option(
+    "--context",
+    "contexts",
+    multiple=True,
+    metavar="NAME",
+    help="Kubeconfig context to scan (repeatable); its name is the cluster name.",
+)
+@click.option("--all-contexts", is_flag=True, help="Scan every context of the kubeconfig.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).",
+)
+@click.option(
+    "--in-cluster",
+    is_flag=True,
+    help="Use the pod's service account (cluster name: MODELGATE_CLUSTER_NAME).",
+)
+@click.option(
+    "--manifests",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Offline snapshot directory (repeatable); the directory name is the cluster name.",
+)
+@click.option(
+    "--sagemaker-region",
+    "sagemaker_regions",
+    multiple=True,
+    metavar="REGION",
+    help="Scan AWS SageMaker endpoints in REGION (repeatable).",
+)
+@click.option(
+    "--sagemaker-endpoint-url",
+    metavar="URL",
+    help="SageMaker API endpoint override (e.g. a test server).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    metavar="PATH.pdf",
+    help="Write the PDF/A-3b report ({scan_id}, {timestamp} placeholders allowed).",
+)
+@click.option("--export", "export_path", metavar="PATH.json", help="Write the JSON export.")
+@click.option(
+    "--csv",
+    "csv_dir",
+    metavar="DIR",
+    help="Write findings.csv, models.csv and sources.csv into DIR.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    help="Exit 1 when findings of this severity or worse exist.",
+)
+@click.option("--interval", metavar="DURATION", help="Rescan forever, every DURATION (e.g. 6h).")
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 5000),
+    default=250,
+    show_default=True,
+    help="Kubernetes list page size.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+def audit_command(
+    contexts: tuple[str, ...],
+    all_contexts: bool,
+    kubeconfig: str | None,
+    in_cluster: bool,
+    manifests: tuple[str, ...],
+    sagemaker_regions: tuple[str, ...],
+    sagemaker_endpoint_url: str | None,
+    report_path: str | None,
+    export_path: str | None,
+    csv_dir: str | None,
+    fail_on: str | None,
+    interval: str | None,
+    page_size: int,
+    progress: bool | None,
+) -> None:
+    """Discover model workloads, reconcile them with the inventory, record findings and write
+    reports."""
+    period = parse_interval(interval) if interval else None
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        _fail(str(e), EXIT_USAGE)
+    options: dict[str, Any] = {
+        "contexts": list(contexts),
+        "all_contexts": all_contexts,
+        "kubeconfig": kubeconfig,
+        "in_cluster": in_cluster,
+        "manifests": list(manifests),
+        "sagemaker_regions": list(sagemaker_regions),
+    }
+    if not (contexts or all_contexts or kubeconfig or in_cluster or manifests or sagemaker_regions):
+        _fail(
+            "nothing to scan: pass --context, --all-contexts, --kubeconfig, --in-cluster, "
+            "--manifests or --sagemaker-region",
+            EXIT_USAGE,
+        )
+    if sagemaker_endpoint_url and not sagemaker_regions:
+        _fail("--sagemaker-endpoint-url needs --sagemaker-region", EXIT_USAGE)
+
+    def make_sources() -> list[DiscoverySource]:
+        sources: list[DiscoverySource] = []
+        try:
+            if manifests:
+                sources += create_sources("manifests", {"paths": list(manifests)})
+            if contexts or all_contexts or kubeconfig or in_cluster:
+                sources += create_sources(
+                    "kubernetes",
+                    {
+                        "contexts": list(contexts),
+                        "all_contexts": all_contexts,
+                        "kubeconfig": kubeconfig,
+                        "in_cluster": in_cluster,
+                        "cluster_name": settings.cluster_name,
+                        "page_size": page_size,
+                    },
+                )
+            if sagemaker_regions:
+                sources += create_sources(
+                    "sagemaker",
+                    {"regions": list(sagemaker_regions), "endpoint_url": sagemaker_endpoint_url},
+                )
+        except SourceConfigError as e:
+            _fail(str(e), EXIT_USAGE)
+        return sources
+
+    make_sources()  # validate the options before touching the database
+    db = _open_database(settings)
+    engine = _engine(settings)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress(show)
+    reconciler = Reconciler(
+        db, engine, policy_data=PolicyData.load(settings.policy_dir), progress=bar
+    )
+    from modelgate.inventory.db import InventoryError
+
+    try:
+        while True:
+            try:
+                result = reconciler.scan(make_sources(), options)
+            except InventoryError as e:
+                _fail(str(e), EXIT_FAILURE)
+            finally:
+                bar.close()
+            click.echo(summarize(result))
+            when = result.started_at
+            write_outputs(
+                db,
+                result.scan_id,
+                report=_out_path(report_path, result.scan_id, when),
+                export=_out_path(export_path, result.scan_id, when),
+                csv_dir=_out_path(csv_dir, result.scan_id, when),
+                progress=bar,
+            )
+            if period is None:
+                break
+            click.echo(f"next scan in {interval} ({period:.0f} s)", err=True)
+            time.sleep(period)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    finally:
+        engine.close()
+        db.dispose()
+    if fail_on and result.worst_severity_at_least(fail_on):
+        click.echo(f"findings of severity {fail_on} or worse exist", err=True)
+        sys.exit(EXIT_FINDINGS)
+
+
+@click.command("report")
+@click.option("--scan", "scan_id", type=int, help="Scan id (default: the latest scan).")
+@click.option("--report", "report_path", metavar="PATH.pdf", help="Write the PDF/A-3b report.")
+@click.option("--export", "export_path", metavar="PATH.json", help="Write the JSON export.")
+@click.option("--csv", "csv_dir", metavar="DIR", help="Write CSV files into DIR.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+def report_command(
+    scan_id: int | None,
+    report_path: str | None,
+    export_path: str | None,
+    csv_dir: str | None,
+    progress: bool | None,
+) -> None:
+    """Render the report (and exports) of an earlier scan."""
+    from modelgate.inventory import audit
+    from modelgate.inventory.db import InventoryError
+
+    if not (report_path or export_path or csv_dir):
+        _fail("nothing to write: pass --report, --export or --csv", EXIT_USAGE)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        _fail(str(e), EXIT_USAGE)
+    db = _open_database(settings)
+    try:
+        try:
+            scan = audit.get_scan(db, scan_id) if scan_id is not None else audit.latest_scan(db)
+        except InventoryError as e:
+            _fail(str(e), EXIT_FAILURE)
+        if scan is None:
+            _fail(
+                f"no scan with id {scan_id}" if scan_id is not None else "no scan recorded yet",
+                EXIT_USAGE,
+            )
+        show = sys.stderr.isatty() if progress is None else progress
+        now = datetime.now(UTC)
+        write_outputs(
+            db,
+            scan["id"],
+            report=_out_path(report_path, scan["id"], now),
+            export=_out_path(export_path, scan["id"], now),
+            csv_dir=_out_path(csv_dir, scan["id"], now),
+            progress=_Progress(show),
+        )
+    finally:
+        db.dispose()

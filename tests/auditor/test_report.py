@@ -1,0 +1,245 @@
+"""Reports end to end through the CLI: JSON export schema, CSV, and a PDF/A-3b report that
+veraPDF accepts, whose text (pdftotext) names the models, finding types and digests, and whose
+embedded attachment is byte-identical to the export."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from auditor.report.render import PackageOnlyFetcher, RefusedURL
+from modelgate.cli import main
+from modelgate.inventory.db import Database
+from tests.auditor.helpers import (
+    admit,
+    certs,
+    deny,
+    deployment,
+    in_days,
+    metadata,
+    namespace,
+    write_snapshot,
+)
+from tests.fixtures.tools import tool
+
+FINDING_KEYS = {
+    "type",
+    "severity",
+    "status",
+    "cluster",
+    "namespace",
+    "kind",
+    "name",
+    "model",
+    "version",
+    "message",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+    "details",
+}
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.delenv("MODELGATE_POLICY_DIR", raising=False)
+    admit(
+        db,
+        "prod",
+        deployment(
+            "credit",
+            image="registry.example.com/credit:3.2",
+            annotations=metadata(
+                model_name="credit-scorer",
+                model_version="3.2",
+                risk_tier="high",
+                model_card="https://models.example.com/credit-scorer",
+                certifications=certs(("ISO-42001", in_days(200))),
+            ),
+        ),
+    )
+    admit(
+        db,
+        "prod",
+        deployment(
+            "legacy",
+            image="registry.example.com/legacy:0.9",
+            annotations=metadata(
+                model_name="legacy-ranker",
+                model_version="0.9",
+                compliance_status="exempt",
+                exempt_reason="decommissioning approved by the model-risk board",
+            ),
+        ),
+    )
+    deny(db, "prod", deployment("rogue"), ['missing required annotation "modelgate.dev/owner"'])
+    return write_snapshot(
+        tmp_path / "snapshots" / "prod",
+        [
+            namespace("ml"),
+            deployment(
+                "credit",
+                image="registry.example.com/credit:3.3",
+                annotations=metadata(
+                    model_name="credit-scorer",
+                    model_version="3.2",
+                    risk_tier="high",
+                    model_card="https://models.example.com/credit-scorer",
+                    certifications=certs(("ISO-42001", in_days(200))),
+                ),
+            ),
+            deployment(
+                "rogue",
+                image="vllm/vllm-openai:v0.6.3",
+                annotations=metadata(model_name="rogue-llm", owner=None),
+            ),
+        ],
+    )
+
+
+def _run(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_audit_writes_export_csv_and_a_valid_pdfa_report(scenario: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _run(
+        "audit",
+        "--manifests",
+        str(scenario),
+        "--export",
+        str(out / "audit.json"),
+        "--csv",
+        str(out / "csv"),
+        "--report",
+        str(out / "audit-{scan_id}.pdf"),
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert "manifests:prod: ok" in result.output
+
+    data = (out / "audit.json").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    doc = json.loads(data)
+    assert set(doc) >= {"format", "generated_at", "scan", "models", "findings", "exemptions"}
+    assert doc["scan"]["id"] == 1 and doc["scan"]["clusters"] == ["prod"]
+    assert len(doc["scan"]["bundle_digest"]) == 64
+    assert {m["name"] for m in doc["models"]} == {"credit-scorer", "legacy-ranker"}
+    for f in doc["findings"]:
+        assert set(f) == FINDING_KEYS
+    types = {(f["name"], f["type"]) for f in doc["findings"]}
+    assert types == {
+        ("credit", "drift"),
+        ("rogue", "orphan"),
+        ("rogue", "violation"),
+        ("rogue", "missing-metadata"),
+        ("legacy", "retired"),
+    }
+    assert doc["exemptions"][0]["reason"].startswith("decommissioning approved")
+    assert doc["decisions"]["denied"] == 1
+
+    with (out / "csv" / "findings.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["name"], r["type"]) for r in rows} == types
+
+    pdf = out / "audit-1.pdf"
+    assert f"export sha256 {digest}" in result.output
+    check = subprocess.run(
+        [tool("verapdf"), str(pdf)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "PASS" in check.stdout
+
+    text = subprocess.run(
+        [tool("pdftotext"), "-layout", str(pdf), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    flat = " ".join(text.split())
+    for needle in (
+        "credit-scorer",
+        "legacy-ranker",
+        "rogue-llm",
+        "orphan",
+        "drift",
+        "retired",
+        "missing-metadata",
+        "violation",
+        digest,
+        doc["scan"]["bundle_digest"],
+        "decommissioning approved by the model-risk board",
+        "Contents",
+        "Page 2 of",
+    ):
+        assert needle in flat, needle
+
+    detached = tmp_path / "detached"
+    detached.mkdir()
+    subprocess.run(
+        [tool("pdfdetach"), "-saveall", "-o", str(detached), str(pdf)], check=True, timeout=60
+    )
+    assert (detached / "modelgate-audit.json").read_bytes() == data
+
+
+def test_fail_on_severity_sets_the_exit_code(scenario: Path) -> None:
+    assert _run("audit", "--manifests", str(scenario), "--fail-on", "high").exit_code == 1
+    assert _run("audit", "--manifests", str(scenario), "--fail-on", "critical").exit_code == 0
+
+
+def test_report_renders_an_earlier_scan(scenario: Path, tmp_path: Path) -> None:
+    assert _run("audit", "--manifests", str(scenario)).exit_code == 0
+    assert _run("audit", "--manifests", str(scenario)).exit_code == 0
+    result = _run("report", "--scan", "1", "--export", str(tmp_path / "one.json"))
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))
+    assert doc["scan"]["id"] == 1
+    assert {f["type"] for f in doc["findings"]} >= {"orphan", "drift"}
+
+    missing = _run("report", "--scan", "99", "--report", str(tmp_path / "x.pdf"))
+    assert missing.exit_code == 2
+    assert "no scan with id 99" in missing.output
+
+
+def test_bad_invocations_are_clear_errors(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    nothing = _run("audit")
+    assert nothing.exit_code == 2 and "nothing to scan" in nothing.output
+    bad_dir = _run("audit", "--manifests", str(tmp_path / "missing"))
+    assert bad_dir.exit_code == 2
+    bad_interval = _run("audit", "--manifests", str(tmp_path), "--interval", "soon")
+    assert bad_interval.exit_code == 2 and "not a duration" in bad_interval.output
+    no_output = _run("report")
+    assert no_output.exit_code == 2 and "nothing to write" in no_output.output
+
+
+def test_schema_missing_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    snap = write_snapshot(tmp_path / "c1", [deployment("m")])
+    result = _run("audit", "--manifests", str(snap))
+    assert result.exit_code == 3
+    assert "modelgate db upgrade" in result.output
+
+
+def test_renderer_refuses_network_and_foreign_files(tmp_path: Path) -> None:
+    fetcher = PackageOnlyFetcher()
+    with pytest.raises(RefusedURL):
+        fetcher.fetch("https://example.com/logo.png")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x", encoding="utf-8")
+    with pytest.raises(RefusedURL):
+        fetcher.fetch(secret.as_uri())
+    assert fetcher.refused == ["https://example.com/logo.png", secret.as_uri()]
+    font = fetcher.root / "fonts" / "DejaVuSans.ttf"
+    response = fetcher.fetch(font.as_uri())
+    assert response is not None
