@@ -306,7 +306,9 @@ class WebhookState:
         namespace = req.get("namespace") or ""
         name = req.get("name") or ""
         if operation in OBJECTLESS_OPERATIONS:
-            return self._unevaluated(req, kind, namespace, name, f"{operation.lower()}")
+            old = req.get("oldObject")
+            reason = skip_reason(kind, old if isinstance(old, dict) else None)
+            return self._unevaluated(req, kind, namespace, name, reason or operation.lower())
         obj = req.get("object")
         if not isinstance(obj, dict):  # parse_review guarantees it; keep mypy and us honest
             raise MalformedReview(f"request.object is required for {operation}")
@@ -335,11 +337,13 @@ class WebhookState:
             result = self.evaluate(policy_input)
         except EvaluationTimeout as e:
             self.metrics.engine_errors.labels("timeout").inc()
-            return self._failure(kind, namespace, name, workload, e)
+            return self.failure_decision(kind, namespace, name, workload, e)
         except Exception as e:  # EvaluationError or an engine bug: same failure mode
             label = "error" if isinstance(e, EvaluationError) else "crash"
+            if label == "crash":
+                log.exception("policy engine crashed")
             self.metrics.engine_errors.labels(label).inc()
-            return self._failure(kind, namespace, name, workload, e)
+            return self.failure_decision(kind, namespace, name, workload, e)
         problems = list(result.deny)
         decision = Decision(
             allowed=result.allowed,
@@ -386,7 +390,7 @@ class WebhookState:
             skipped=reason,
         )
 
-    def _failure(
+    def failure_decision(
         self, kind: str, namespace: str, name: str, workload: Workload, error: Exception
     ) -> Decision:
         where = f"{namespace}/{name}" if namespace else name
@@ -531,7 +535,7 @@ def create_app(
                 workload_stub: Workload = extract_workload(
                     {"kind": kind or "Unknown", "metadata": {}}, namespace or None
                 )
-                decision = state._failure(kind, namespace, name, workload_stub, e)
+                decision = state.failure_decision(kind, namespace, name, workload_stub, e)
         except ReviewError as e:
             state.metrics.bad_requests.labels(str(e.status)).inc()
             return jsonify(error=str(e)), e.status

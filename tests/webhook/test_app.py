@@ -291,7 +291,12 @@ def test_delete_and_connect_are_allowed_without_evaluation(
     assert engine.calls == []
     delete = recorder.events[0]
     assert (delete.operation, delete.name, delete.allowed) == ("DELETE", "fraud", True)
-    assert delete.records_model is False
+    assert delete.is_model is True and delete.records_model is False
+    # deleting a kind modelgate does not judge is not recorded at all
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    out = post(client, review(None, operation="DELETE", old=cm))
+    assert out["response"]["allowed"] is True
+    assert [e.operation for e in recorder.events] == ["DELETE", "CONNECT"]
 
 
 def test_pod_owned_by_a_controller_is_not_evaluated_again(
@@ -487,3 +492,29 @@ def test_importing_the_app_builds_no_engine_and_no_database() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+class CrashingEngine(FakeEngine):
+    def evaluate(self, policy_input: Any) -> Any:
+        raise KeyError("workload")
+
+
+class GarbageEngine(FakeEngine):
+    def evaluate(self, policy_input: Any) -> Any:
+        return None  # not a PolicyResult: a bug of ours must not become a 500
+
+
+@pytest.mark.parametrize("engine_cls", [CrashingEngine, GarbageEngine])
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_engine_bugs_follow_the_failure_mode_and_never_500(
+    engine_cls: type[FakeEngine], mode: str
+) -> None:
+    app = make_app(engine_cls(), failure_mode=mode)
+    out = post(app.test_client(), review(deployment(annotations=COMPLETE), uid="bug"))
+    resp = out["response"]
+    assert resp["uid"] == "bug"
+    assert resp["allowed"] is (mode == "open")
+    text = resp["warnings"][0] if mode == "open" else resp["status"]["message"]
+    assert "could not evaluate the policy" in text
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'modelgate_policy_engine_errors_total{error="crash"} 1.0' in metrics
