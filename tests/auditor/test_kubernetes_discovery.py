@@ -1,0 +1,393 @@
+"""Discovery against real API servers (two clusters) with objects in several namespaces:
+orphans, drift, retired and violations are found; pod facts (image digests) are attached to
+their controllers; KServe resources are listed once the CRD exists; paging works; an
+unreachable cluster is reported and the scan goes on."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from auditor.discovery import create_sources
+from auditor.discovery.kubernetes import KubernetesSource
+from auditor.reconcile import Reconciler
+from modelgate.cli import main
+from modelgate.inventory import audit
+from modelgate.inventory.db import Database
+from policies.engines import PolicyEngine
+from tests.auditor.helpers import admit, certs, deployment, in_days, metadata, namespace
+from tests.fixtures.cluster import Cluster
+from tests.fixtures.tools import free_port
+
+pytestmark = pytest.mark.e2e
+
+NS_A1, NS_A2, NS_B = "aud-risk", "aud-growth", "aud-prod"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _expired_model() -> dict[str, Any]:
+    obj = deployment(
+        "underwriter",
+        NS_A1,
+        image="registry.example.com/underwriter:5.0",
+        annotations=metadata(
+            model_name="underwriter",
+            model_version="5.0",
+            risk_tier="high",
+            model_card="https://models.example.com/underwriter",
+            certifications=certs(("EU-AI-Act", in_days(-3))),
+        ),
+    )
+    obj["kind"] = "StatefulSet"
+    obj["spec"]["serviceName"] = "underwriter"
+    return obj
+
+
+def _pod(
+    name: str, ns: str, owner: dict[str, str] | None, image: str, model: bool
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": {}}
+    if model:
+        meta["labels"]["modelgate.dev/model"] = "true"
+        meta["annotations"] = metadata(model_name=name, model_version="0.1")
+    if owner:
+        meta["ownerReferences"] = [{**owner, "controller": True}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"containers": [{"name": "server", "image": image}]},
+    }
+
+
+def _owner(cluster: Cluster, api_version: str, kind: str, name: str, ns: str) -> dict[str, str]:
+    obj = cluster.get_json(kind.lower(), name, "-n", ns)
+    return {"apiVersion": api_version, "kind": kind, "name": name, "uid": obj["metadata"]["uid"]}
+
+
+@pytest.fixture(scope="module")
+def populated(kube_cluster: Cluster, kube_cluster_b: Cluster) -> tuple[Cluster, Cluster]:
+    a, b = kube_cluster, kube_cluster_b
+    a.apply([namespace(NS_A1, {"team": "risk"}), namespace(NS_A2)])
+    b.apply([namespace(NS_B)])
+    a.apply(
+        [
+            deployment(
+                "fraud",
+                NS_A1,
+                image="registry.example.com/fraud:1.1.0",
+                annotations=metadata(model_version="1.1.0"),
+            ),
+            _expired_model(),
+            deployment("web", NS_A1, image="nginx:1.27", model=False),
+            deployment(
+                "recsys",
+                NS_A2,
+                image="registry.example.com/recsys:2.0",
+                annotations=metadata(model_name="recsys", model_version="2.0"),
+            ),
+            deployment(
+                "ranker",
+                NS_A2,
+                image="registry.example.com/ranker:1.0",
+                annotations=metadata(model_name="ranker", model_version="1.0"),
+            ),
+        ]
+    )
+    # a ReplicaSet + pod of "fraud" (no controller-manager runs: created by hand) with a status
+    rs = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": "fraud-7d9f",
+            "namespace": NS_A1,
+            "labels": {"app": "fraud"},
+            "ownerReferences": [
+                {**_owner(a, "apps/v1", "Deployment", "fraud", NS_A1), "controller": True}
+            ],
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": "fraud"}},
+            "template": {
+                "metadata": {"labels": {"app": "fraud"}},
+                "spec": {
+                    "containers": [{"name": "server", "image": "registry.example.com/fraud:1.1.0"}]
+                },
+            },
+        },
+    }
+    a.apply(rs)
+    a.apply(
+        _pod(
+            "fraud-7d9f-x1",
+            NS_A1,
+            _owner(a, "apps/v1", "ReplicaSet", "fraud-7d9f", NS_A1),
+            "registry.example.com/fraud:1.1.0",
+            model=False,
+        )
+    )
+    status = {
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    "image": "registry.example.com/fraud:1.1.0",
+                    "imageID": f"registry.example.com/fraud@{DIGEST}",
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+                }
+            ],
+        }
+    }
+    a.kubectl(
+        "patch",
+        "pod",
+        "fraud-7d9f-x1",
+        "-n",
+        NS_A1,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+    # a bare model pod (a notebook serving a model by hand) -> orphan
+    a.apply(_pod("notebook-model", NS_A2, None, "pytorch/torchserve:0.11.0", model=True))
+
+    b.apply(
+        deployment(
+            "b-scorer",
+            NS_B,
+            image="registry.example.com/scorer:1.0",
+            annotations=metadata(model_name="b-scorer", model_version="1.0"),
+        )
+    )
+    return a, b
+
+
+def _seed(db: Database) -> None:
+    admit(
+        db,
+        "a",
+        deployment(
+            "fraud", NS_A1, image="registry.example.com/fraud:1.0.0", annotations=metadata()
+        ),
+    )
+    admit(db, "a", _expired_model())
+    admit(
+        db,
+        "a",
+        deployment(
+            "recsys",
+            NS_A2,
+            image="registry.example.com/recsys:2.0",
+            annotations=metadata(model_name="recsys", model_version="2.0"),
+        ),
+    )
+    admit(
+        db,
+        "a",
+        deployment(
+            "gone",
+            NS_A2,
+            image="registry.example.com/gone:1.0",
+            annotations=metadata(model_name="gone-model", model_version="1.0"),
+        ),
+    )
+
+
+def _kubeconfig(tmp_path: Path, *clusters: Cluster, dead: bool = True) -> Path:
+    merged: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+    }
+    for c in clusters:
+        cfg = yaml.safe_load(c.kubeconfig.read_text(encoding="utf-8"))
+        for key in ("clusters", "users", "contexts"):
+            merged[key].extend(cfg[key])
+    if dead:
+        first = yaml.safe_load(clusters[0].kubeconfig.read_text(encoding="utf-8"))
+        merged["clusters"].append(
+            {
+                "name": "dead",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{free_port()}",
+                    "certificate-authority": str(clusters[0].ca),
+                },
+            }
+        )
+        merged["contexts"].append(
+            {"name": "dead", "context": {"cluster": "dead", "user": first["users"][0]["name"]}}
+        )
+    merged["current-context"] = clusters[0].name
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(merged), encoding="utf-8")
+    return path
+
+
+def _ours(findings: list[audit.FindingRecord]) -> set[tuple[str, str, str]]:
+    return {
+        (f["cluster"], f["name"], f["type"])
+        for f in findings
+        if f["namespace"] in (NS_A1, NS_A2, NS_B)
+    }
+
+
+def test_two_clusters_reconciled_and_unreachable_one_reported(
+    populated: tuple[Cluster, Cluster], tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    _seed(db)
+    kubeconfig = _kubeconfig(tmp_path, *populated)
+    sources = create_sources(
+        "kubernetes",
+        {"kubeconfig": kubeconfig, "all_contexts": True, "page_size": 2, "timeout": 5},
+    )
+    assert [s.cluster for s in sources] == ["a", "b", "dead"]
+
+    result = Reconciler(db, engine).scan(sources)
+
+    states = {s.cluster: s.status for s in result.sources}
+    assert states == {"a": "ok", "b": "ok", "dead": "unreachable"}
+    dead = next(s for s in result.sources if s.cluster == "dead")
+    assert dead.error and "unreachable" in dead.error
+    notes = " ".join(next(s for s in result.sources if s.cluster == "a").notes)
+    assert "KServe not installed" in notes
+
+    found = _ours(audit.scan_findings_of(db, result.scan_id))
+    assert ("a", "fraud", "drift") in found
+    assert ("a", "ranker", "orphan") in found
+    assert ("a", "notebook-model", "orphan") in found
+    assert ("a", "underwriter", "violation") in found
+    assert ("a", "underwriter", "expiring-certification") in found
+    assert ("a", "gone", "retired") in found
+    assert ("b", "b-scorer", "orphan") in found
+    assert not any(name in ("web", "fraud-7d9f", "fraud-7d9f-x1") for _, name, _ in found)
+    assert ("a", "recsys", "orphan") not in found and ("a", "underwriter", "orphan") not in found
+    underwriter = next(
+        f
+        for f in audit.scan_findings_of(db, result.scan_id)
+        if f["name"] == "underwriter" and f["type"] == "violation"
+    )
+    assert "expired" in underwriter["message"] or "certification" in underwriter["message"]
+
+    # pod facts (image digest) attached to the controller, runtime written to the inventory
+    deps = audit.admitted_deployments(db, "a")
+    assert deps[(NS_A2, "Deployment", "gone")]["status"] == "not-running"
+    models = {m["name"]: m for m in audit.report_models(db)}
+    fraud = models["fraud-detector"]["versions"][0]["deployments"][0]
+    assert fraud["status"] == "running" and fraud["replicas"] == 2
+    assert fraud["resources"] is not None
+    assert [i["digest"] for i in fraud["resources"]["images"]] == [DIGEST]
+
+
+def test_kserve_resources_listed_when_the_crd_exists(
+    populated: tuple[Cluster, Cluster], db: Database, engine: PolicyEngine
+) -> None:
+    _, b = populated
+    b.apply(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "inferenceservices.serving.kserve.io"},
+            "spec": {
+                "group": "serving.kserve.io",
+                "scope": "Namespaced",
+                "names": {
+                    "kind": "InferenceService",
+                    "plural": "inferenceservices",
+                    "singular": "inferenceservice",
+                    "listKind": "InferenceServiceList",
+                },
+                "versions": [
+                    {
+                        "name": "v1beta1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "sklearn-iris",
+            "namespace": NS_B,
+            "annotations": metadata(model_name="iris", owner=None),
+        },
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://models/iris"}
+            }
+        },
+    }
+    deadline = time.monotonic() + 60
+    while True:
+        proc = b.kubectl("apply", "-f", "-", input=json.dumps(isvc), check=False)
+        if proc.returncode == 0:
+            break
+        assert time.monotonic() < deadline, proc.stderr
+        time.sleep(1)
+
+    source = KubernetesSource(cluster="b", context="b", kubeconfig=str(b.kubeconfig))
+    result = Reconciler(db, engine).scan([source])
+    found = _ours(audit.scan_findings_of(db, result.scan_id))
+    assert ("b", "sklearn-iris", "orphan") in found
+    assert ("b", "sklearn-iris", "missing-metadata") in found
+    assert not any("KServe not installed" in n for n in result.sources[0].notes)
+
+
+def test_cli_scans_contexts_and_reports_the_dead_one(
+    populated: tuple[Cluster, Cluster],
+    tmp_path: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    kubeconfig = _kubeconfig(tmp_path, *populated)
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--context",
+            "b",
+            "--context",
+            "dead",
+            "--export",
+            str(tmp_path / "out.json"),
+            "--no-progress",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "kubernetes:dead: UNREACHABLE" in result.output
+    doc = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert {s["cluster"]: s["status"] for s in doc["scan"]["sources"]} == {
+        "b": "ok",
+        "dead": "unreachable",
+    }
+    assert any(f["name"] == "b-scorer" and f["type"] == "orphan" for f in doc["findings"])
+
+    unknown = CliRunner().invoke(
+        main, ["audit", "--kubeconfig", str(kubeconfig), "--context", "nope"]
+    )
+    assert unknown.exit_code == 2 and "unknown kubeconfig context" in unknown.output
