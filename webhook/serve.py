@@ -99,6 +99,21 @@ def gunicorn_options(
     }
 
 
+def _preflight(settings: Settings) -> None:
+    """Fail fast, with one clear line, on configuration every worker would choke on."""
+    from modelgate.inventory.db import DatabaseURLError, normalize_url
+
+    try:
+        normalize_url(settings.database_url)
+    except DatabaseURLError as e:
+        raise click.ClickException(f"MODELGATE_DATABASE_URL: {e}") from e
+    if not settings.policy_dir.is_dir():
+        log.warning(
+            "policy directory %s does not exist: /readyz stays 503 until it does",
+            settings.policy_dir,
+        )
+
+
 @click.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
@@ -151,6 +166,7 @@ def serve_command(
         reloader = CertReloader(tls_cert, tls_key)
     except TLSConfigError as e:
         raise click.ClickException(str(e)) from e
+    _preflight(settings)
 
     own_metrics_dir: str | None = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

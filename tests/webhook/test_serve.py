@@ -236,3 +236,23 @@ def test_cli_reports_unloadable_certificate(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot load TLS certificate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_reports_a_bad_database_url_before_starting(served: Served) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
+    env["MODELGATE_DATABASE_URL"] = "mysql://db/inventory"
+    result = subprocess.run(
+        _modelgate(
+            "serve",
+            "--tls-cert", str(served.certs.cert),
+            "--tls-key", str(served.certs.key),
+            "--port", str(free_port()),
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "MODELGATE_DATABASE_URL: unsupported database 'mysql'" in result.stderr
+    assert "Traceback" not in result.stderr
