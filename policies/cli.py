@@ -59,7 +59,12 @@ def test_command(policy_dir: Path | None, runner: str) -> None:
         raise click.ClickException("opa not found on PATH or in .tools/bin: run `make tools`")
     if opa is not None:
         click.echo(f"running `opa test` ({opa}) on {directory}")
-        proc = subprocess.run([opa, "test", str(directory), "-v"], check=False)
+        proc = subprocess.run(
+            [opa, "test", str(directory), "-v"], capture_output=True, text=True, check=False
+        )
+        click.echo(proc.stdout, nl=False)
+        if proc.stderr:
+            click.echo(proc.stderr, nl=False, err=True)
         raise SystemExit(0 if proc.returncode == 0 else 1)
 
     from policies.engines.regotest import run_rego_tests

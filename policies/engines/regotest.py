@@ -36,36 +36,41 @@ class RegoTestResult:
     error: str = ""
 
 
-def discover_tests(bundle: Bundle) -> list[str]:
-    """``data.<package>.<rule>`` of every ``test_*`` rule, in file order."""
-    refs: list[str] = []
-    for _relpath, source in sorted(bundle.test_modules.items()):
+def discover_tests(bundle: Bundle) -> list[tuple[str, str]]:
+    """(test module, ``data.<package>.<rule>``) of every ``test_*`` rule, in file order."""
+    refs: list[tuple[str, str]] = []
+    for relpath, source in sorted(bundle.test_modules.items()):
         match = _PACKAGE_RE.search(source)
         if match is None:
             continue
         for rule in dict.fromkeys(_TEST_RULE_RE.findall(source)):
-            refs.append(f"data.{match.group(1)}.{rule}")
+            refs.append((relpath, f"data.{match.group(1)}.{rule}"))
     return refs
 
 
 def _worker(policy_dir: Path, start: int) -> int:
+    """Each test module is compiled with the served modules and the helper test modules
+    (those without tests), so a module rego-cpp cannot handle fails only its own tests."""
     from regopy import Interpreter, RegoError
 
     bundle = load_bundle(policy_dir)
     tests = discover_tests(bundle)
-    interpreter = Interpreter()
-    try:
-        interpreter.add_data_json(bundle.data_json())
-        for relpath, source in sorted({**bundle.modules, **bundle.test_modules}.items()):
-            interpreter.add_module(relpath, source)
-        interpreter.set_input_term("{}")
-    except RegoError as e:
-        print(json.dumps({"fatal": f"the bundle does not compile: {e}"}), flush=True)
-        return 2
+    with_tests = {relpath for relpath, _ref in tests}
+    helpers = {rel: src for rel, src in bundle.test_modules.items() if rel not in with_tests}
+    interpreters: dict[str, Interpreter] = {}
     for index in range(start, len(tests)):
-        ref = tests[index]
+        relpath, ref = tests[index]
         passed, error = False, ""
         try:
+            interpreter = interpreters.get(relpath)
+            if interpreter is None:
+                interpreter = Interpreter()
+                interpreter.add_data_json(bundle.data_json())
+                modules = {**bundle.modules, **helpers, relpath: bundle.test_modules[relpath]}
+                for rel, source in sorted(modules.items()):
+                    interpreter.add_module(rel, source)
+                interpreter.set_input_term("{}")
+                interpreters[relpath] = interpreter
             output = interpreter.query(f"x = {ref}")
             if output.ok():
                 value = output.results[0].bindings.get("x") if output.results else None
@@ -99,16 +104,14 @@ def run_rego_tests(policy_dir: Path, timeout: float = 120.0) -> list[RegoTestRes
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if "fatal" in row:
-                return [RegoTestResult("bundle", False, str(row["fatal"]))]
             i = int(row["i"])
-            results[i] = RegoTestResult(tests[i], bool(row["passed"]), str(row["error"]))
+            results[i] = RegoTestResult(tests[i][1], bool(row["passed"]), str(row["error"]))
             last = i
         if proc.returncode == 0 and last >= len(tests) - 1:
             break
         crashed = last + 1
         if crashed < len(tests):
-            results[crashed] = RegoTestResult(tests[crashed], False, CRASH_HINT)
+            results[crashed] = RegoTestResult(tests[crashed][1], False, CRASH_HINT)
         start = crashed + 1
     return [results[i] for i in sorted(results)]
 

@@ -287,3 +287,24 @@ def test_concurrent_evaluations_match_serial_ones(embedded: EmbeddedEngine) -> N
     assert failures == []
     for (_worker, index), result in results.items():
         assert result == expected[index % len(inputs)]
+
+
+def test_evaluation_does_not_recompile(policy_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import policies.engines.embedded as embedded_module
+
+    engine = EmbeddedEngine(policy_copy)
+    calls: list[str] = []
+    real = embedded_module.compile_bundle
+
+    def counting(bundle: object, *args: object) -> object:
+        calls.append("compile")
+        return real(bundle, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedded_module, "compile_bundle", counting)
+    for policy_input in sample_inputs().values():
+        engine.evaluate(policy_input)
+    assert engine.reload_if_changed() is False
+    assert calls == []
+    require_field(policy_copy, "source")
+    assert engine.reload_if_changed() is True
+    assert calls == ["compile"]
