@@ -51,6 +51,7 @@ def configure_context(context: Any, connection: Connection, metadata: MetaData) 
 
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
+    config.set_main_option("path_separator", "os")
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
     if connection is not None:

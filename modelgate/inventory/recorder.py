@@ -359,28 +359,32 @@ class Spool:
         with self._lock, open(self.dir / "deadletter.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
 
-    def claim(self) -> list[Path]:
-        """Rename every replayable file (own, or left by a dead process) to a private name."""
-        claimed: list[Path] = []
+    def claim(self) -> list[tuple[Path, bool]]:
+        """Rename every replayable file (own, or left by a dead process) to a private name;
+        each with whether it holds this recorder's own events."""
+        claimed: list[tuple[Path, bool]] = []
         for path in sorted(self.dir.glob("*.jsonl")):
             parts = path.stem.split("__")
             if len(parts) < 4 or parts[0] not in ("spool", "replay"):
                 continue
             if parts[0] == "replay" and parts[3] == self.token:
-                claimed.append(path)  # ours, from an earlier unfinished replay
+                # ours, from an earlier unfinished replay
+                claimed.append((path, len(parts) > 4 and parts[4].endswith("o")))
                 continue
             if not self._claimable(path, parts[1], parts[2], parts[3]):
                 continue
+            own = parts[0] == "spool" and parts[3] == self.token
             with self._lock:
                 self._replay_seq += 1
                 target = self.dir / (
-                    f"replay__{_HOST}__{os.getpid()}__{self.token}__{self._replay_seq}.jsonl"
+                    f"replay__{_HOST}__{os.getpid()}__{self.token}__"
+                    f"{self._replay_seq}{'o' if own else 'f'}.jsonl"
                 )
                 try:
                     os.rename(path, target)
                 except OSError:
                     continue  # another process claimed it first
-            claimed.append(target)
+            claimed.append((target, own))
         return claimed
 
     def _claimable(self, path: Path, host: str, pid_text: str, token: str) -> bool:
@@ -486,7 +490,7 @@ class Recorder:
         """Write ``event`` synchronously (CLI, tests). Raises :class:`DatabaseUnavailable`."""
         item = _Item(uuid.uuid4().hex, event)
         try:
-            self._write([item])
+            self._write([item], count=False)
         except exc.SQLAlchemyError as e:
             raise DatabaseUnavailable(f"could not record the event: {e}") from e
 
@@ -494,10 +498,10 @@ class Recorder:
         """Wait until everything submitted so far is in the database; False on timeout."""
         deadline = time.monotonic() + timeout
         self._ensure_writer()
+        self._wake.set()  # skip the current backoff once
         while True:
-            if self._outstanding() == 0:
+            if self._outstanding() <= 0:
                 return True
-            self._wake.set()
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
@@ -666,8 +670,7 @@ class Recorder:
     def _replay_spool(self) -> None:
         if self.spool is None:
             return
-        for path in self.spool.claim():
-            own = path.stem.split("__")[3] == self.spool.token
+        for path, own in self.spool.claim():
             items = list(Spool.read(path))
             for start in range(0, len(items), self.batch_size):
                 chunk = items[start : start + self.batch_size]
