@@ -11,7 +11,7 @@ mkdir -p "$BIN"
 STAMP="$BIN/.helm.stamp"
 want="${HELM_VERSION} k8s-1.${HELM_K8S_MINOR}"
 if [ -x "$BIN/helm" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] \
-  && "$BIN/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "${HELM_VERSION}"; then
+  && [ "$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null)" = "${HELM_VERSION}" ]; then
   echo "helm ${HELM_VERSION}: ok (cached)"
   exit 0
 fi

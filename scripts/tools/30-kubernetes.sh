@@ -15,8 +15,12 @@ mkdir -p "$BIN"
 
 have_version() {
   [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kubectl" ] || return 1
-  "$BIN/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes ${K8S_VERSION}" || return 1
-  "$BIN/kubectl" version --client 2>/dev/null | grep -qx "Client Version: ${K8S_VERSION}" || return 1
+  # captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail
+  local api cli
+  api="$("$BIN/kube-apiserver" --version 2>/dev/null)" || return 1
+  cli="$("$BIN/kubectl" version --client 2>/dev/null)" || return 1
+  grep -qx "Kubernetes ${K8S_VERSION}" <<<"$api" || return 1
+  grep -qx "Client Version: ${K8S_VERSION}" <<<"$cli" || return 1
 }
 
 if have_version; then

@@ -38,12 +38,15 @@ def _ns_expr(hook: dict[str, Any], key: str) -> dict[str, Any]:
     exprs = hook["namespaceSelector"]["matchExpressions"]
     matches = [e for e in exprs if e["key"] == key]
     assert len(matches) == 1, exprs
-    return matches[0]
+    match: dict[str, Any] = matches[0]
+    return match
 
 
 def _container(objs: list[dict[str, Any]], name: str = "webhook") -> dict[str, Any]:
     dep = one(objs, "Deployment")
-    containers = {c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]}
+    containers: dict[str, dict[str, Any]] = {
+        c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]
+    }
     return containers[name]
 
 

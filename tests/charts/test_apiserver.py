@@ -1,0 +1,179 @@
+"""charts/modelgate against a real kube-apiserver: every mode passes server-side validation, the
+non-workload objects are really created, and `helm install`/`upgrade` keep the generated TLS."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.charts.helm import CHART, CI_VALUES, helm, render
+from tests.fixtures.cluster import Cluster
+
+pytestmark = pytest.mark.e2e
+
+CERT_MANAGER_CRDS = Path(__file__).parent / "crds" / "cert-manager.yaml"
+# the auditor's ClusterRole names these kinds: `kubectl auth can-i` needs them served
+MODEL_CRDS = Path(__file__).parent.parent / "e2e" / "crds" / "kserve-seldon.yaml"
+# real objects on the shared test cluster must not intercept other tests' requests
+NEVER = {"matchLabels": {"modelgate.dev/chart-test": "never-matches"}}
+# kinds whose objects would run pods in a real cluster
+WORKLOADS = {"Deployment", "Job", "CronJob"}
+
+
+def _mode(values: Path) -> str:
+    return values.name.removesuffix("-values.yaml")
+
+
+@pytest.fixture(scope="module")
+def cluster(kube_cluster: Cluster) -> Cluster:
+    for crds in (CERT_MANAGER_CRDS, MODEL_CRDS):
+        kube_cluster.kubectl("apply", "-f", str(crds))
+        kube_cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds)
+        )
+    return kube_cluster
+
+
+def _namespace(cluster: Cluster, name: str) -> str:
+    cluster.create_namespace(name)
+    return name
+
+
+def _dump(objs: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(objs, sort_keys=False)
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=_mode)
+def test_every_rendered_object_passes_server_side_dry_run(cluster: Cluster, values: Path) -> None:
+    ns = _namespace(cluster, f"chart-dry-{_mode(values)}")
+    objs = render(values, namespace=ns, release=f"dry-{_mode(values)}", base=False)
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=_dump(objs)).stdout
+    # kubectl reports one line per object: nothing was skipped
+    assert out.count("(server dry run)") == len(objs), out
+    for obj in objs:
+        assert f"{obj['kind'].lower()}" in out.lower()
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=_mode)
+def test_non_workload_objects_are_created(cluster: Cluster, values: Path) -> None:
+    mode = _mode(values)
+    ns = _namespace(cluster, f"chart-real-{mode}")
+    objs = render(
+        values,
+        namespace=ns,
+        release=f"real-{mode}",
+        base=False,
+        set_json={"webhook.objectSelector": NEVER},
+    )
+    created = [o for o in objs if o["kind"] not in WORKLOADS]
+    cluster_scoped = [o for o in created if "namespace" not in o["metadata"]]
+    try:
+        cluster.kubectl("apply", "-f", "-", input=_dump(created))
+        for obj in created:
+            ref = f"{obj['kind']}/{obj['metadata']['name']}"
+            args = ["-n", ns] if obj["metadata"].get("namespace") else []
+            got = cluster.get_json(ref, *args)
+            assert got["metadata"]["name"] == obj["metadata"]["name"]
+        vwc = next(o for o in created if o["kind"] == "ValidatingWebhookConfiguration")
+        stored = cluster.get_json(f"validatingwebhookconfiguration/{vwc['metadata']['name']}")
+        assert [w["name"] for w in stored["webhooks"]] == [w["name"] for w in vwc["webhooks"]]
+        for hook in stored["webhooks"]:
+            assert hook["sideEffects"] == "NoneOnDryRun"
+    finally:
+        for obj in cluster_scoped:
+            cluster.kubectl(
+                "delete", obj["kind"], obj["metadata"]["name"], "--ignore-not-found", check=False
+            )
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster) -> Iterator[tuple[Cluster, str, str]]:
+    """A real `helm install` of the generated-TLS mode (hooks off: no controller runs Jobs)."""
+    ns = _namespace(cluster, "chart-helm")
+    release = "hi"
+    args = [
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--namespace",
+        ns,
+        "--set",
+        "database.existingSecret=modelgate-database",
+        "--set",
+        "migrations.enabled=false",
+        "--set-json",
+        f"webhook.objectSelector={json.dumps(NEVER)}",
+    ]
+    helm("install", release, str(CHART), *args)
+    try:
+        yield cluster, ns, release
+    finally:
+        helm("uninstall", release, "--kubeconfig", str(cluster.kubeconfig), "-n", ns, check=False)
+
+
+def _tls_state(cluster: Cluster, ns: str, release: str) -> tuple[dict[str, str], set[str]]:
+    secret = cluster.get_json(f"secret/{release}-modelgate-tls", "-n", ns)
+    vwc = cluster.get_json(f"validatingwebhookconfiguration/{release}-modelgate")
+    bundles = {w["clientConfig"]["caBundle"] for w in vwc["webhooks"]}
+    return secret["data"], bundles
+
+
+def test_helm_upgrade_keeps_the_generated_certificate(installed: tuple[Cluster, str, str]) -> None:
+    cluster, ns, release = installed
+    before, bundles = _tls_state(cluster, ns, release)
+    assert bundles == {before["ca.crt"]}
+    assert b"BEGIN CERTIFICATE" in base64.b64decode(before["tls.crt"])
+    helm(
+        "upgrade",
+        release,
+        str(CHART),
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "replicaCount=3",
+    )
+    after, bundles_after = _tls_state(cluster, ns, release)
+    assert after == before
+    assert bundles_after == {before["ca.crt"]}
+    dep = cluster.get_json(f"deployment/{release}-modelgate", "-n", ns)
+    assert dep["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("list", "deployments.apps", True),
+        ("watch", "statefulsets.apps", True),
+        ("get", "cronjobs.batch", True),
+        ("list", "inferenceservices.serving.kserve.io", True),
+        ("list", "seldondeployments.machinelearning.seldon.io", True),
+        ("list", "namespaces", True),
+        ("create", "deployments.apps", False),
+        ("delete", "pods", False),
+        ("list", "secrets", False),
+        ("list", "configmaps", False),
+    ],
+)
+def test_auditor_service_account_is_read_only(
+    installed: tuple[Cluster, str, str], verb: str, resource: str, allowed: bool
+) -> None:
+    cluster, ns, release = installed
+    proc = cluster.kubectl(
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        "--all-namespaces",
+        "--as",
+        f"system:serviceaccount:{ns}:{release}-modelgate-auditor",
+        check=False,
+    )
+    assert proc.stdout.strip() == ("yes" if allowed else "no"), proc.stdout + proc.stderr
