@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +76,8 @@ MAX_WARNING_CHARS = 256
 MAX_WARNINGS_TOTAL_CHARS = 4096
 WARNING_PREFIX = "modelgate: "
 STATE_KEY = "modelgate"
+#: /readyz waits at most this long for the database (kubelet probes time out after 1-2 s).
+READY_PROBE_TIMEOUT_SECONDS = 0.8
 
 
 class EventRecorder(Protocol):
@@ -224,6 +226,10 @@ class WebhookState:
         self.recorder = recorder
         self.metrics = Metrics()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="modelgate-eval")
+        self._probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelgate-ready")
+        self._probe_lock = threading.Lock()
+        self._probe: Future[Any] | None = None
+        self.ready_timeout = READY_PROBE_TIMEOUT_SECONDS
         self._stop = threading.Event()
         self._last_reload_error: str | None = None
         self._reloader: threading.Thread | None = None
@@ -278,8 +284,18 @@ class WebhookState:
             )
         probe = getattr(self.recorder, "healthy", None) or getattr(self.recorder, "ping", None)
         if probe is not None:
+            # one probe at a time, in its own thread, bounded: a database that swallows packets
+            # must neither hang the kubelet's probe nor pile up threads
+            with self._probe_lock:
+                if self._probe is None or self._probe.done():
+                    self._probe = self._probe_pool.submit(probe)
+                pending = self._probe
             try:
-                ok = bool(probe())
+                ok = bool(pending.result(timeout=self.ready_timeout))
+            except FutureTimeout:
+                reasons.append(
+                    f"the inventory database did not answer within {self.ready_timeout:g}s"
+                )
             except Exception as e:
                 reasons.append(f"the inventory database does not answer: {e}")
             else:
@@ -466,6 +482,7 @@ class WebhookState:
         if self._reloader is not None:
             self._reloader.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._probe_pool.shutdown(wait=False, cancel_futures=True)
         try:
             self.recorder.close(timeout=timeout)
         except Exception as e:

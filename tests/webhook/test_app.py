@@ -518,3 +518,34 @@ def test_engine_bugs_follow_the_failure_mode_and_never_500(
     assert "could not evaluate the policy" in text
     metrics = app.test_client().get("/metrics").get_data(as_text=True)
     assert 'modelgate_policy_engine_errors_total{error="crash"} 1.0' in metrics
+
+
+def test_readyz_does_not_hang_on_a_database_that_never_answers() -> None:
+    import threading
+    import time
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    class StuckRecorder(FakeRecorder):
+        def healthy(self) -> bool:
+            calls.append(1)
+            release.wait(10)
+            return True
+
+    app = make_app(recorder=StuckRecorder())
+    app_state(app).ready_timeout = 0.1
+    client = app.test_client()
+    started = time.monotonic()
+    for _ in range(5):
+        resp = client.get("/readyz")
+        assert resp.status_code == 503
+        assert resp.get_json()["reasons"] == ["the inventory database did not answer within 0.1s"]
+    assert time.monotonic() - started < 3
+    assert len(calls) == 1  # the stuck probe is not stacked up again
+    release.set()
+    deadline = time.monotonic() + 5
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    app_state(app).close()
