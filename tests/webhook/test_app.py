@@ -549,3 +549,15 @@ def test_readyz_does_not_hang_on_a_database_that_never_answers() -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     app_state(app).close()
+
+
+def test_update_is_evaluated_and_json_charset_is_accepted(
+    client: FlaskClient, engine: FakeEngine
+) -> None:
+    body = review(deployment(annotations={}), operation="UPDATE", old=deployment(annotations={}))
+    resp = client.post(
+        "/validate", data=json.dumps(body), content_type="application/json; charset=utf-8"
+    )
+    assert resp.status_code == 200
+    assert resp.get_json()["response"]["allowed"] is False
+    assert engine.calls[-1]["request"]["operation"] == "UPDATE"
