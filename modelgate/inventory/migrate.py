@@ -60,7 +60,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _run(url: str, action: str, *args: Any) -> None:
-    engine = make_engine(normalize_url(url))
+    url = normalize_url(url)
+    engine = make_engine(url)
     try:
         with engine.begin() as connection:
             getattr(command, action)(alembic_config(connection), *args)
@@ -82,7 +83,8 @@ def downgrade(url: str, rev: str) -> None:
 
 def current(url: str) -> str | None:
     """The revision the database is at (``None`` when never migrated)."""
-    engine = make_engine(normalize_url(url))
+    url = normalize_url(url)
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

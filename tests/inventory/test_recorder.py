@@ -331,7 +331,7 @@ def test_submit_never_raises_on_a_strange_event(db_url: str, db: Database) -> No
         name="",
         allowed=True,
         is_model=True,
-        workload={"metadata": {"model-name": "m", "metrics": 5}},  # type: ignore[typeddict-item]
+        workload={"metadata": {"model-name": "m", "metrics": 5}},  # type: ignore[typeddict-item,arg-type]
     )
     rec = _recorder(db_url)
     try:
