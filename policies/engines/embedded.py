@@ -79,6 +79,49 @@ def _clean(message: str, sources: Mapping[str, str] | None = None) -> str:
     return "; ".join(out)
 
 
+#: what a metadata value that rego-cpp cannot parse as JSON is replaced with: invalid JSON,
+#: never echoed in messages (it has a quote), no blanks or commas (so it is judged like the
+#: original by the free-text rules)
+_UNPARSEABLE = '{"modelgate:invalid-json-escape'
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_controls(doc: Any) -> Any:
+    """Control characters (which JSON must escape as \\u00XX) become U+FFFD."""
+    if isinstance(doc, str):
+        return _CONTROL_RE.sub("\ufffd", doc)
+    if isinstance(doc, list):
+        return [_no_controls(v) for v in doc]
+    if isinstance(doc, dict):
+        return {_no_controls(k): _no_controls(v) for k, v in doc.items()}
+    return doc
+
+
+def _rego_cpp_safe(policy_input: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Work around rego-cpp's JSON builtins, which abort the whole query on ``\\u`` escapes
+    inside a JSON document held in a string (OPA parses them). Metadata values that are
+    valid JSON are re-serialised with the characters themselves (the same document, so the
+    same decision; control characters become U+FFFD); ones that are not JSON are replaced
+    with :data:`_UNPARSEABLE`."""
+    workload = policy_input.get("workload")
+    if not isinstance(workload, Mapping):
+        return policy_input
+    metadata = workload.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return policy_input
+    if not any(isinstance(v, str) and "\\u" in v for v in metadata.values()):
+        return policy_input
+    fixed: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if isinstance(value, str) and "\\u" in value:
+            try:
+                value = json.dumps(_no_controls(json.loads(value)), ensure_ascii=False)
+            except ValueError:
+                value = _UNPARSEABLE
+        fixed[key] = value
+    return {**policy_input, "workload": {**workload, "metadata": fixed}}
+
+
 @dataclass
 class _Compiled:
     bundle: Bundle
@@ -147,7 +190,9 @@ class EmbeddedEngine(ReloadingEngine):
 
     def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
         try:
-            input_json = json.dumps(policy_input, ensure_ascii=False, allow_nan=False)
+            input_json = json.dumps(
+                _rego_cpp_safe(policy_input), ensure_ascii=False, allow_nan=False
+            )
         except (TypeError, ValueError) as e:
             raise EvaluationError(f"policy input is not JSON-serialisable: {e}") from e
         with self._eval_lock:

@@ -112,7 +112,7 @@ def variations() -> dict[str, PolicyInput]:
             out[f"status-{status or 'blank'}-{mode}"] = to_input(obj, enforcement=mode)
     for tier in ("minimal", "limited", "high", "critical"):
         out[f"tier-{tier}"] = to_input(with_annotations(plain, risk_tier=tier))
-    odd = {
+    odd: dict[str, dict[str, str | None]] = {
         "unicode-owner": {"owner": "Zoë Ångström 田中 <zoë@例え.jp>"},
         "quoted-name": {"model_name": 'say "hi"'},
         "backslash-version": {"model_version": "1.0\\beta"},
@@ -130,6 +130,19 @@ def variations() -> dict[str, PolicyInput]:
         "certs-number": {"certifications": "42"},
         "certs-missing-name": {"certifications": '[{"expires": "2099-01-01"}]'},
         "certs-blank-name": {"certifications": '[{"name": "  ", "expires": "2099-01-01"}]'},
+        "certs-unicode-escapes": {
+            "certifications": json.dumps([{"name": "Konformität", "expires": "2099-01-01"}])
+        },
+        "certs-escaped-quote": {"certifications": '[{"name": "a\\"b", "expires": "2099-01-01"}]'},
+        "certs-escaped-newline": {"certifications": '[{"name": "a\\nb", "expires": "2099-01-01"}]'},
+        "certs-escaped-slash": {"certifications": '[{"name": "a\\/b", "expires": "2099-01-01"}]'},
+        "certs-invalid-with-escape": {"certifications": '[{"name": "\\u00e4"'},
+        "certs-control-char-escape": {
+            "certifications": '[{"name": "\\u0001", "expires": "2099-01-01"}]'
+        },
+        "metrics-unicode-key": {"metrics": json.dumps({"präzision": 0.9})},
+        "metrics-padded": {"metrics": '  {"auc": 0.9}  '},
+        "name-with-unicode-escape-text": {"model_name": "fraud\\u00e4"},
         "card-ftp": {"model_card": "ftp://models.example.com/card"},
         "training-data-trailing-comma": {"training_data": "s3://a/b,"},
         "blank-owner": {"owner": "   "},

@@ -308,3 +308,15 @@ def test_evaluation_does_not_recompile(policy_copy: Path, monkeypatch: pytest.Mo
     require_field(policy_copy, "source")
     assert engine.reload_if_changed() is True
     assert calls == ["compile"]
+
+
+def test_json_annotations_with_unicode_escapes_are_parsed(embedded: EmbeddedEngine) -> None:
+    # json.dumps escapes non-ASCII as \uXXXX by default; rego-cpp alone cannot parse that
+    obj = with_annotations(
+        sample("05-high-risk-certified-deployment.yaml"),
+        certifications='[{"name": "Konformit\\u00e4t", "expires": "2099-01-01"}]',
+        metrics='{"pr\\u00e4zision": 0.9}',
+    )
+    result = embedded.evaluate(to_input(obj))
+    assert result.allowed, result.deny
+    assert result.violations == ()

@@ -16,6 +16,10 @@ has(field) if trim_space(md[field]) != ""
 
 value(field) := trim_space(md[field])
 
+# raw(field): the value as written, for JSON parsing (trim_space would change escaped strings
+# in rego-cpp; JSON parsing ignores surrounding blanks anyway)
+raw(field) := md[field]
+
 # q("x") == "\"x\"" (messages are built with concat: sprintf differs between engines)
 q(s) := concat("", ["\"", s, "\""])
 
@@ -61,8 +65,8 @@ status := value("compliance-status") if has("compliance-status")
 # The certifications annotation, parsed; undefined when absent or not a JSON list.
 certifications := certs if {
 	has("certifications")
-	json.is_valid(value("certifications"))
-	certs := json.unmarshal(value("certifications"))
+	json.is_valid(raw("certifications"))
+	certs := json.unmarshal(raw("certifications"))
 	is_array(certs)
 }
 

@@ -87,7 +87,7 @@ violations contains msg if {
 
 violations contains msg if {
 	lib.has("metrics")
-	not valid_metrics(lib.value("metrics"))
+	not valid_metrics(lib.raw("metrics"))
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("metrics")), " value ", lib.shown(lib.value("metrics")),
 		": use a JSON object of metric name to number, e.g. {\"auc\": 0.91, \"f1\": 0.84}",
