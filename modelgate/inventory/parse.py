@@ -21,9 +21,15 @@ MAX_KEY_BYTES = 1000
 
 
 def clean(value: Any) -> str:
-    """A string safe for any backend (PostgreSQL rejects NUL characters)."""
+    """A string safe for any backend: no NUL characters (PostgreSQL rejects them) and no lone
+    surrogates (JSON escapes like ``\\ud800`` decode to them; UTF-8 cannot encode them)."""
     text = value if isinstance(value, str) else ("" if value is None else str(value))
-    return text.replace("\x00", "")
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return text
 
 
 def clean_key(value: Any) -> str:

@@ -342,7 +342,8 @@ class Spool:
 
     def append(self, items: Iterable[_Item], sync: bool = True) -> int:
         lines = [
-            json.dumps({"event_id": i.event_id, "event": event_to_json(i.event)}) + "\n"
+            json.dumps({"event_id": i.event_id, "event": event_to_json(i.event)}, default=str)
+            + "\n"
             for i in items
         ]
         if not lines:
@@ -357,7 +358,7 @@ class Spool:
     def dead_letter(self, item: _Item, reason: str) -> None:
         line = {"event_id": item.event_id, "reason": reason, "event": event_to_json(item.event)}
         with self._lock, open(self.dir / "deadletter.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
+            f.write(json.dumps(line, default=str) + "\n")
 
     def claim(self) -> list[tuple[Path, bool]]:
         """Rename every replayable file (own, or left by a dead process) to a private name;

@@ -266,7 +266,7 @@ def test_odd_metadata_keeps_what_parses(
         training_date="last tuesday",
         certifications="[not json",
         training_data=f"s3://ok, , s3://ok,{long_uri}",
-        owner="Zoë \x00Ωmega team",
+        owner="Zoë \x00Ωmega team\ud800",
         risk_tier=" HIGH ",
     )
     ev2 = make_event(
@@ -289,7 +289,7 @@ def test_odd_metadata_keeps_what_parses(
     assert v1["metrics"] == {}
     assert v1["training_date"] is None and v1["training_date_raw"] == "last tuesday"
     assert v1["certifications"] == []
-    assert v1["owner"] == "Zoë Ωmega team"
+    assert v1["owner"] == "Zoë Ωmega team?"
     assert v1["risk_tier"] == "high"
     assert v1["metadata"]["metrics"].startswith('{"auc": 0.9')  # the raw text is kept
     assert "s3://ok" in v1["datasets"] and len(v1["datasets"]) == 2
@@ -503,3 +503,36 @@ def test_healthy_reports_a_closed_port_as_down() -> None:
         assert rec.ping() is False
     finally:
         rec.close(timeout=0.1)
+
+
+def test_an_event_the_database_refuses_does_not_block_the_others(
+    db_url: str, db: Database, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelgate.inventory import recorder as recorder_module
+
+    real = recorder_module._upsert_model
+
+    def poisoned(session: Any, ev: AdmissionEvent, md: Any) -> None:
+        if md.model_name == "poison":
+            raise ValueError("cannot store this one")
+        real(session, ev, md)
+
+    monkeypatch.setattr(recorder_module, "_upsert_model", poisoned)
+    rec = _recorder(db_url, batch_size=10)
+    try:
+        _submit_all(
+            rec,
+            [
+                make_event(name="a"),
+                make_event(model="poison", name="p", violations=("v\x00\ud800",)),
+                make_event(name="b"),
+            ],
+        )
+        assert rec.stats()["failed"] == 0  # the bare decision could still be written
+    finally:
+        rec.close()
+    with db.read() as s:
+        assert sorted(d["name"] for d in queries.deployments(s)) == ["a", "b"]
+        rows = queries.decisions(s)
+    assert len(rows) == 3
+    assert {r["name"]: r["violations"] for r in rows}["p"] == ["v?"]
