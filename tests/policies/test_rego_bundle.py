@@ -6,8 +6,13 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.fixtures.tools import tool
-from tests.policies.samples import POLICY_DIR
+import requests
+
+from policies.engines.common import decode_result
+from policies.engines.embedded import EmbeddedEngine
+from tests.fixtures.opa import wait_for_health
+from tests.fixtures.tools import free_port, tool
+from tests.policies.samples import POLICY_DIR, sample_inputs
 
 RULE_FILES = ["detection", "metadata", "compliance", "risk", "enforcement", "admission"]
 
@@ -69,3 +74,28 @@ def test_data_file_lands_at_data_modelgate_config_for_opa() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "limited"
+
+
+def test_opa_run_serves_the_directory_with_the_same_decisions() -> None:
+    """`opa run -s policies/` (the sidecar loading the directory itself) decides the samples
+    as the embedded engine does: same data path, same modules."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [tool("opa"), "run", "-s", "--addr", f"127.0.0.1:{port}", str(POLICY_DIR)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    engine = EmbeddedEngine(POLICY_DIR)
+    try:
+        wait_for_health(url, proc)
+        for name, policy_input in sample_inputs().items():
+            answer = requests.post(
+                f"{url}/v1/data/modelgate/admission", json={"input": policy_input}, timeout=10
+            ).json()
+            served = decode_result(answer.get("result"), engine.bundle_digest)
+            assert served == engine.evaluate(policy_input), name
+    finally:
+        engine.close()
+        proc.terminate()
+        proc.wait(timeout=10)
