@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -99,3 +100,15 @@ def test_opa_run_serves_the_directory_with_the_same_decisions() -> None:
         engine.close()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_rego_tests_cover_every_line_of_the_policy() -> None:
+    proc = _opa("test", str(POLICY_DIR), "--coverage", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    uncovered = {
+        path: [(r["start"]["row"], r["end"]["row"]) for r in info.get("not_covered", [])]
+        for path, info in report["files"].items()
+        if not path.endswith("_test.rego") and info.get("not_covered")
+    }
+    assert uncovered == {}

@@ -12,8 +12,6 @@ import data.modelgate.detection
 import data.modelgate.metadata
 import data.modelgate.risk
 
-default is_model := false
-
 is_model := detection.is_model
 
 enforcement := data.modelgate.enforcement.mode

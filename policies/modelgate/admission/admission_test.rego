@@ -89,3 +89,18 @@ test_inference_service_without_metadata_denied if {
 	admission.is_model with input as inp
 	count(admission.deny) == 6 with input as inp
 }
+
+test_exempt_with_reason_allowed_with_recorded_warning if {
+	inp := testing.model(testing.with_md({"compliance-status": "exempt", "exempt-reason": "research sandbox"}))
+	admission.allowed with input as inp
+	admission.warn == {"model admitted under an exemption (\"modelgate.dev/exempt-reason\": \"research sandbox\"); the exemption is recorded and reported"} with input as inp
+}
+
+test_warn_namespace_keeps_advisories if {
+	inp := testing.in_namespace(
+		testing.high_risk("[{\"name\": \"c\", \"expires\": \"2026-12-01\"}]"),
+		{"modelgate.dev/enforcement": "warn"},
+	)
+	admission.deny == set() with input as inp
+	count(admission.warn) == 1 with input as inp
+}
