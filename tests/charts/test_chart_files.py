@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.charts.helm import CHART, CI_VALUES, helm
+from tests.charts.helm import CHART, CI_VALUES, helm, one, render
 from tests.fixtures.tools import REPO_ROOT
 
 MODES = {"certmanager", "generated", "existing-secret", "opa-sidecar", "url"}
@@ -84,31 +86,84 @@ def test_every_value_is_documented_with_a_helm_docs_comment() -> None:
     assert not missing, f"values without a `# --` comment: {missing}"
 
 
-def test_chart_readme_lists_every_documented_value() -> None:
+def test_chart_readme_values_table_is_current() -> None:
+    """README.md's table is generated from values.yaml (charts/modelgate/values-table.py)."""
+    spec = importlib.util.spec_from_file_location("values_table", CHART / "values-table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     readme = (CHART / "README.md").read_text(encoding="utf-8")
-    documented = _documented_keys((CHART / "values.yaml").read_text(encoding="utf-8"))
-    missing = sorted(k for k in documented if f"`{k}`" not in readme)
-    assert not missing, f"charts/modelgate/README.md misses values: {missing}"
-
-
-def test_chart_policy_bundle_matches_policies_dir() -> None:
-    """The chart ships a copy of policies/modelgate (without tests); it must not drift."""
-    proc = subprocess.run(
-        ["bash", str(CHART / "sync-policies.sh"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
+    values_text = (CHART / "values.yaml").read_text(encoding="utf-8")
+    assert module.render_readme(readme, values_text) == readme, (
+        "charts/modelgate/README.md is stale: run `python charts/modelgate/values-table.py --write`"
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    src = REPO_ROOT / "policies" / "modelgate"
-    shipped = {
-        p.relative_to(CHART / "files" / "policies" / "modelgate")
-        for p in (CHART / "files" / "policies" / "modelgate").rglob("*")
+    for key in _documented_keys(values_text):
+        assert f"`{key}`" in readme
+
+
+def test_container_arguments_are_accepted_by_the_modelgate_cli() -> None:
+    """Every modelgate container's args parse with the real CLI (`--help` stops before running)."""
+    objs = render(sets={"opa.enabled": "true"})
+    specs = [
+        one(objs, "Deployment")["spec"]["template"]["spec"],
+        one(objs, "Job")["spec"]["template"]["spec"],
+        one(objs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    ]
+    checked = 0
+    for spec in specs:
+        for c in spec["containers"]:
+            if "/modelgate:" not in c["image"]:
+                continue
+            proc = subprocess.run(
+                [str(REPO_ROOT / ".venv" / "bin" / "modelgate"), *c["args"], "--help"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert proc.returncode == 0, (c["name"], c["args"], proc.stderr)
+            assert "Usage: modelgate" in proc.stdout
+            checked += 1
+    assert checked == 3
+
+
+def _bundle_files(root: Path) -> dict[str, str]:
+    """What the bundle loader serves: *.rego modules (not tests) and data files."""
+    return {
+        p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+        for p in root.rglob("*")
         if p.is_file()
+        and (
+            (p.suffix == ".rego" and not p.name.endswith("_test.rego"))
+            or p.name in ("data.json", "data.yaml", "data.yml")
+        )
     }
-    assert Path("config/data.yaml") in shipped
-    assert not any(p.name.endswith("_test.rego") for p in shipped)
-    assert all((src / p).is_file() for p in shipped)
+
+
+def test_chart_ships_the_repository_policy_bundle_without_tests() -> None:
+    """files/policies/modelgate links to policies/modelgate, so the chart cannot drift."""
+    link = CHART / "files" / "policies" / "modelgate"
+    assert link.is_symlink()
+    assert link.resolve() == (REPO_ROOT / "policies" / "modelgate").resolve()
+    expected = _bundle_files(REPO_ROOT / "policies")
+    assert "modelgate/config/data.yaml" in expected
+    cm = one(render(), "ConfigMap")
+    shipped = {k.replace("__", "/"): v for k, v in cm["data"].items()}
+    assert set(shipped) == set(expected)
+    for path, content in expected.items():
+        assert shipped[path].rstrip("\n") == content.rstrip("\n"), path
+
+
+def test_packaged_chart_contains_the_bundle_without_tests(tmp_path: Path) -> None:
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("modelgate-*.tgz")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    policies = [n for n in names if "/files/policies/" in n]
+    assert "modelgate/files/policies/modelgate/config/data.yaml" in policies
+    assert "modelgate/files/policies/modelgate/admission/admission.rego" in policies
+    assert not [n for n in policies if n.endswith("_test.rego")]
+    assert not [n for n in names if n.startswith("modelgate/ci/")]
 
 
 def test_no_template_uses_a_latest_tag() -> None:

@@ -434,7 +434,9 @@ def test_auditor_cronjob_uses_a_read_only_cluster_role() -> None:
     cron = one(objs, "CronJob")
     assert cron["spec"]["schedule"] == "*/30 * * * *"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    assert pod["containers"][0]["args"][0] == "audit"
+    args = pod["containers"][0]["args"]
+    assert args[:2] == ["audit", "--in-cluster"] and "--report" in args
+    assert "serviceAccountName" in pod and pod.get("automountServiceAccountToken", True)
     role = one(objs, "ClusterRole")
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
     assert verbs == {"get", "list", "watch"}

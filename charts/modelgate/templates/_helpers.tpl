@@ -216,8 +216,13 @@ stays valid. The result is memoised in $.Values so every template sees the same 
 {{- define "modelgate.policyFiles" -}}
 {{- $files := dict -}}
 {{- if eq .Values.policies.source "bundled" -}}
+{{- /* files/policies/modelgate links to the repository's policies/modelgate; like the bundle
+loader, serve *.rego modules (not *_test.rego) and data.{json,yaml,yml} files */ -}}
 {{- range $path, $_ := .Files.Glob "files/policies/**" -}}
+{{- $base := base $path -}}
+{{- if or (and (hasSuffix ".rego" $base) (not (hasSuffix "_test.rego" $base))) (has $base (list "data.json" "data.yaml" "data.yml")) -}}
 {{- $_ := set $files (trimPrefix "files/policies/" $path) ($.Files.Get $path) -}}
+{{- end -}}
 {{- end -}}
 {{- else if eq .Values.policies.source "inline" -}}
 {{- range $path, $content := .Values.policies.inline -}}
