@@ -517,6 +517,8 @@ class Recorder:
         self._wake.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=max(1.0, timeout))
+            if self._thread.is_alive():
+                log.warning("the recorder's writer is still busy; its current batch may be late")
         left = self._drain_queue()
         with self._lock:
             left = list(self._backlog) + left
@@ -596,7 +598,14 @@ class Recorder:
         if not keep_in_memory:
             with self._lock:
                 self._counts["dropped"] += len(items)
-            log.error("%d admission events could not be kept (%s, no spool)", len(items), reason)
+            log.error(
+                "%d admission events could not be recorded (%s) and no spool is configured"
+                " (MODELGATE_SPOOL_DIR); they follow, one per line",
+                len(items),
+                reason,
+            )
+            for item in items:  # the log is the last place they can be kept
+                log.error("unrecorded admission event: %s", _event_line(item))
             return
         with self._lock:
             room = self.max_backlog - len(self._backlog)
@@ -724,17 +733,17 @@ class Recorder:
                 self._counts["written"] += 1
 
     def _dead_letter(self, item: _Item, reason: str, count: bool) -> None:
-        log.error(
-            "admission event could not be recorded: %s: %s",
-            reason,
-            json.dumps(event_to_json(item.event), default=str)[:4000],
-        )
+        log.error("admission event could not be recorded: %s: %s", reason, _event_line(item))
         if self.spool is not None:
             with contextlib.suppress(OSError):
                 self.spool.dead_letter(item, reason)
         if count:
             with self._lock:
                 self._counts["failed"] += 1
+
+
+def _event_line(item: _Item) -> str:
+    return json.dumps({"event_id": item.event_id, "event": event_to_json(item.event)}, default=str)
 
 
 def _one_line(error: BaseException) -> str:

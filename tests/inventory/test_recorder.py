@@ -536,3 +536,22 @@ def test_an_event_the_database_refuses_does_not_block_the_others(
         rows = queries.decisions(s)
     assert len(rows) == 3
     assert {r["name"]: r["violations"] for r in rows}["p"] == ["v?"]
+
+
+def test_closing_without_a_spool_while_the_database_is_down_logs_every_unrecorded_event(
+    tmp_path: Path, make_event: EventFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = _recorder(f"sqlite:///{tmp_path / 'unmigrated.db'}")
+    events = [make_event(name=f"api-{i}") for i in range(2)]
+    for ev in events:
+        rec.submit(ev)
+    with caplog.at_level("ERROR", logger="modelgate.inventory.recorder"):
+        rec.close(timeout=0.3)
+    lines = [
+        r.getMessage() for r in caplog.records if "unrecorded admission event" in r.getMessage()
+    ]
+    assert len(lines) == 2
+    assert {json.loads(line.split(": ", 1)[1])["event"]["uid"] for line in lines} == {
+        ev.uid for ev in events
+    }
+    assert rec.stats()["dropped"] == 2
