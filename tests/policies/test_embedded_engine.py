@@ -320,3 +320,17 @@ def test_json_annotations_with_unicode_escapes_are_parsed(embedded: EmbeddedEngi
     result = embedded.evaluate(to_input(obj))
     assert result.allowed, result.deny
     assert result.violations == ()
+
+
+def test_create_engine_with_watch_reloads_edits(policy_copy: Path) -> None:
+    settings = Settings(policy_dir=policy_copy, policy_reload_seconds=0.05)
+    engine = create_engine(settings, watch=True)
+    try:
+        before = engine.bundle_digest
+        require_field(policy_copy, "source")
+        deadline = time.monotonic() + 10
+        while engine.bundle_digest == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.bundle_digest != before
+    finally:
+        engine.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +193,20 @@ def test_unreachable_server_at_start_is_retried_by_reload(
     assert engine.reload_if_changed() is True
     assert engine.ready()
     engine.close()
+
+
+def test_watcher_pushes_edits_without_restart(opa_server: str, policy_copy: Path) -> None:
+    settings = Settings(
+        policy_engine="opa", opa_url=opa_server, policy_dir=policy_copy, policy_reload_seconds=0.05
+    )
+    engine = create_engine(settings, watch=True)
+    without_source = to_input(with_annotations(sample("01-compliant-deployment.yaml"), source=None))
+    try:
+        assert engine.evaluate(without_source).allowed
+        require_field(policy_copy, "source")
+        deadline = time.monotonic() + 10
+        while engine.evaluate(without_source).allowed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not engine.evaluate(without_source).allowed
+    finally:
+        engine.close()
