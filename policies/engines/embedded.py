@@ -177,9 +177,8 @@ class EmbeddedEngine(ReloadingEngine):
         program = compile_bundle(bundle)
         interpreter = Interpreter()
         # smoke run: a bundle that cannot even answer for a trivial input is rejected here
-        result = _run(interpreter, program, json.dumps(_SMOKE_INPUT))
         try:
-            decode_result(result, bundle.digest)
+            decode_result(_run(interpreter, program, json.dumps(_SMOKE_INPUT)), bundle.digest)
         except EvaluationError as e:
             raise BundleError(f"policy bundle in {bundle.root} gives no usable answer: {e}") from e
         with self._eval_lock:

@@ -334,3 +334,13 @@ def test_create_engine_with_watch_reloads_edits(policy_copy: Path) -> None:
         assert engine.bundle_digest != before
     finally:
         engine.close()
+
+
+def test_bundle_without_the_admission_package_is_rejected(policy_copy: Path) -> None:
+    engine = EmbeddedEngine(policy_copy)
+    admission = policy_copy / "modelgate" / "admission" / "admission.rego"
+    admission.write_text(admission.read_text().replace("package modelgate.admission", "package x"))
+    with pytest.raises(BundleError, match="gives no usable answer"):
+        engine.reload_if_changed()
+    assert engine.ready()
+    assert engine.evaluate(to_input(sample("01-compliant-deployment.yaml"))).allowed
