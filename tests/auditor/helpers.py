@@ -90,26 +90,31 @@ def namespace(name: str, labels: Mapping[str, str] | None = None) -> dict[str, A
     }
 
 
-def admit(db: Database, cluster: str, obj: Mapping[str, Any], when: datetime | None = None) -> None:
-    """Record an allowed CREATE of ``obj`` in ``cluster`` (what the webhook does)."""
+def admit_event(
+    cluster: str, obj: Mapping[str, Any], when: datetime | None = None
+) -> AdmissionEvent:
+    """An allowed CREATE of ``obj`` in ``cluster`` (what the webhook records)."""
     workload = extract_workload(obj)
-    Recorder(database=db).record(
-        AdmissionEvent(
-            time=when or datetime.now(UTC) - timedelta(days=3),
-            uid=f"uid-{cluster}-{workload['namespace']}-{workload['name']}",
-            user="alice@example.com",
-            operation="CREATE",
-            cluster=cluster,
-            kind=workload["kind"],
-            namespace=workload["namespace"],
-            name=workload["name"],
-            allowed=True,
-            is_model=True,
-            bundle_digest="seeded",
-            engine="embedded",
-            workload=workload,
-        )
+    return AdmissionEvent(
+        time=when or datetime.now(UTC) - timedelta(days=3),
+        uid=f"uid-{cluster}-{workload['namespace']}-{workload['name']}",
+        user="alice@example.com",
+        operation="CREATE",
+        cluster=cluster,
+        kind=workload["kind"],
+        namespace=workload["namespace"],
+        name=workload["name"],
+        allowed=True,
+        is_model=True,
+        bundle_digest="seeded",
+        engine="embedded",
+        workload=workload,
     )
+
+
+def admit(db: Database, cluster: str, obj: Mapping[str, Any], when: datetime | None = None) -> None:
+    """Record an allowed CREATE of ``obj`` in ``cluster`` synchronously."""
+    Recorder(database=db).record(admit_event(cluster, obj, when))
 
 
 def deny(db: Database, cluster: str, obj: Mapping[str, Any], violations: list[str]) -> None:
