@@ -321,10 +321,14 @@ class Reconciler:
             report.error = str(e)
             log.warning("source %s unreachable: %s", source.name, e)
         else:
+            # kinds a source could not list (e.g. forbidden) cannot prove anything retired
+            skipped: set[str] = set(getattr(source, "skipped_kinds", ()) or ())
             gone = [
                 entry
                 for key, entry in admitted.items()
-                if key not in seen and entry["status"] not in audit.GONE_STATUSES
+                if key not in seen
+                and entry["status"] not in audit.GONE_STATUSES
+                and entry["kind"] not in skipped
             ]
             for entry in gone:
                 pending.append(self._finding("retired", _admitted_identity(entry), _retired(entry)))

@@ -91,6 +91,8 @@ class KubernetesSource:
         self.timeout = timeout
         self.name = f"kubernetes:{cluster}"
         self.notes: list[str] = []
+        #: kinds that could not be listed (forbidden...): the scan of those kinds is incomplete
+        self.skipped_kinds: set[str] = set()
         self._api: k8s_client.ApiClient | None = None
 
     # ------------------------------------------------------------------ plumbing
@@ -160,6 +162,20 @@ class KubernetesSource:
             if not token:
                 return
 
+    def _list_kind(self, kind: str, path: str) -> Iterator[dict[str, Any]]:
+        """``_list`` for one kind; a kind the credentials may not list is noted and skipped
+        (recorded in :attr:`skipped_kinds`) instead of failing the whole cluster."""
+        try:
+            yield from self._list(path)
+        except ApiException as e:
+            if e.status not in (401, 403, 404):
+                raise
+            self.skipped_kinds.add(kind)
+            self.notes.append(
+                f"{self.cluster}: cannot list {kind} (HTTP {e.status} {e.reason}); "
+                f"{kind} workloads were not audited"
+            )
+
     def _group_version(self, group: str) -> str | None:
         """The preferred version of an API group, or ``None`` when it is not served."""
         try:
@@ -208,7 +224,7 @@ class KubernetesSource:
 
         owners: dict[OwnerKey, tuple[str, str]] = {}
         for kind in _OWNER_INDEX_KINDS:
-            for obj in self._list(self._path(kind)):
+            for obj in self._list_kind(kind, self._path(kind)):
                 meta = obj.get("metadata") or {}
                 ctl = _controller(meta)
                 if ctl is not None:
@@ -216,7 +232,7 @@ class KubernetesSource:
 
         usage = self._pod_usage()
         facts: dict[OwnerKey, _PodFacts] = {}
-        for pod in self._list(self._path("Pod")):
+        for pod in self._list_kind("Pod", self._path("Pod")):
             pod.setdefault("kind", "Pod")
             pod.setdefault("apiVersion", "v1")
             meta = pod.get("metadata") or {}
@@ -251,7 +267,7 @@ class KubernetesSource:
                 if SUPPORTED_KINDS[kind]
                 else "v1"
             )
-            for obj in self._list(self._path(kind, versions.get(kind))):
+            for obj in self._list_kind(kind, self._path(kind, versions.get(kind))):
                 obj.setdefault("kind", kind)
                 obj.setdefault("apiVersion", api_version)
                 found = self._workload(obj, namespaces)

@@ -391,3 +391,57 @@ def test_cli_scans_contexts_and_reports_the_dead_one(
         main, ["audit", "--kubeconfig", str(kubeconfig), "--context", "nope"]
     )
     assert unknown.exit_code == 2 and "unknown kubeconfig context" in unknown.output
+
+
+def test_forbidden_kinds_are_noted_and_never_reported_retired(
+    populated: tuple[Cluster, Cluster], tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    a, _ = populated
+    _seed(db)
+    # a user that may list namespaces, pods and deployments only
+    a.apply(
+        [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "aud-limited"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["list"]},
+                    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "aud-limited"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "aud-limited",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "aud-limited"}
+                ],
+            },
+        ]
+    )
+    pair = a.ca_authority.issue(tmp_path, "limited", "aud-limited", client=True)
+    config = yaml.safe_load(a.kubeconfig.read_text(encoding="utf-8"))
+    config["users"][0]["user"] = {
+        "client-certificate": str(pair.cert),
+        "client-key": str(pair.key),
+    }
+    limited = tmp_path / "limited.kubeconfig"
+    limited.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    source = KubernetesSource(cluster="a", context="a", kubeconfig=str(limited))
+    result = Reconciler(db, engine).scan([source])
+
+    assert result.sources[0].status == "ok"
+    assert {"StatefulSet", "ReplicaSet", "Job"} <= source.skipped_kinds
+    assert "Deployment" not in source.skipped_kinds
+    assert any("cannot list StatefulSet" in n for n in result.sources[0].notes)
+    found = _ours(audit.scan_findings_of(db, result.scan_id))
+    assert ("a", "fraud", "drift") in found
+    assert ("a", "gone", "retired") in found  # a Deployment: listable, so provably gone
+    assert not any(name == "underwriter" for _, name, _ in found)  # StatefulSet: unknown
