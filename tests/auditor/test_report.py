@@ -243,3 +243,39 @@ def test_renderer_refuses_network_and_foreign_files(tmp_path: Path) -> None:
     font = fetcher.root / "fonts" / "DejaVuSans.ttf"
     response = fetcher.fetch(font.as_uri())
     assert response is not None
+
+
+def test_interval_loop_rescans_until_interrupted(
+    scenario: Path, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("auditor.cli.time.sleep", fake_sleep)
+    result = _run(
+        "audit",
+        "--manifests",
+        str(scenario),
+        "--interval",
+        "6h",
+        "--export",
+        str(tmp_path / "loop-{scan_id}.json"),
+        "--no-progress",
+    )
+    assert result.exit_code == 130
+    assert sleeps == [21600.0, 21600.0]
+    assert sorted(p.name for p in tmp_path.glob("loop-*.json")) == ["loop-1.json", "loop-2.json"]
+    second = json.loads((tmp_path / "loop-2.json").read_text(encoding="utf-8"))
+    orphan = next(f for f in second["findings"] if f["type"] == "orphan")
+    assert orphan["first_seen"] < orphan["last_seen"]
+
+
+def test_progress_bar_goes_to_stderr(scenario: Path) -> None:
+    result = CliRunner().invoke(main, ["audit", "--manifests", str(scenario), "--progress"])
+    assert result.exit_code == 0, result.output
+    assert "scanning" in result.stderr
+    assert "scanning" not in result.stdout
