@@ -93,6 +93,16 @@ def _set_failure_policy(c: Cluster, hook: Webhook, tls: WebhookTLS, policy: str)
     c.apply(render_webhook_configuration(hook.url, tls.ca_bundle(), VWC_NAME, policy))
     stored = c.get_json(f"validatingwebhookconfiguration/{VWC_NAME}")
     assert {w["failurePolicy"] for w in stored["webhooks"]} == {policy}
+    # the API server's webhook configuration cache catches up asynchronously
+    probe = deployment(_uid("probe"), NS, {})
+
+    def effective() -> bool:
+        r = apply_result(c, probe, "--dry-run=server")
+        if policy == "Ignore":
+            return r.returncode == 0
+        return "failed calling webhook" in r.stderr
+
+    wait_until(effective, timeout=30, what=f"failurePolicy {policy} to take effect")
 
 
 def test_fail_policy_refuses_model_workloads_with_the_api_servers_error(
@@ -142,12 +152,8 @@ def test_ignore_policy_admits_model_workloads_while_the_webhook_is_down(
     _set_failure_policy(c, hook, webhook_tls, "Ignore")
     name = _uid("model")
     obj = deployment(name, NS, {"modelgate.dev/model-name": name})  # would be denied if checked
-
-    def admitted() -> bool:
-        return apply_result(c, obj).returncode == 0
-
-    # the API server's webhook configuration cache catches up within a moment
-    wait_until(admitted, timeout=30, what="failurePolicy Ignore to take effect")
+    r = apply_result(c, obj)
+    assert r.returncode == 0, r.stderr
     assert c.get_json(f"deployment/{name}", "-n", NS)["metadata"]["name"] == name
     for other in _non_model_kinds(NS):
         assert apply_result(c, other).returncode == 0
