@@ -167,23 +167,138 @@ def _metadata_of(event: AdmissionEvent) -> ParsedMetadata | None:
     return parse_metadata(workload.get("metadata") if isinstance(workload, dict) else None)
 
 
+def _insert_decisions(
+    session: Session, parsed: Sequence[tuple[_Item, ParsedMetadata | None]]
+) -> set[str]:
+    """Append the decisions; the ids of those not recorded before (replays are skipped)."""
+    inserted: set[str] = set()
+    conn = session.connection()
+    for start in range(0, len(parsed), 500):
+        rows = [_decision_row(item, md) for item, md in parsed[start : start + 500]]
+        stmt = (
+            _insert(session)(Decision)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(Decision.event_id)
+        )
+        inserted.update(conn.execute(stmt).scalars().all())
+    return inserted
+
+
 def write_decision(session: Session, item: _Item, md: ParsedMetadata | None) -> bool:
-    """Append the decision; False when this event was already recorded."""
-    stmt = _insert(session)(Decision).values(**_decision_row(item, md))
-    result = session.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]))
-    return bool(getattr(result, "rowcount", 1))
+    """Append one decision; False when this event was already recorded."""
+    return bool(_insert_decisions(session, [(item, md)]))
 
 
 def apply_event(session: Session, item: _Item) -> None:
-    """Record one event in ``session``: the decision, and for admitted models the inventory."""
-    ev = item.event
-    md = _metadata_of(ev)
-    if not write_decision(session, item, md):
-        return  # a replay of an event already recorded (decision and upsert are atomic)
-    if ev.records_model and md is not None:
-        _upsert_model(session, ev, md)
-    elif ev.operation == "DELETE" and ev.allowed:
-        _mark_deleted(session, ev)
+    """Record one event in ``session`` (see :func:`apply_events`)."""
+    apply_events(session, [item])
+
+
+def apply_events(session: Session, items: Sequence[_Item]) -> None:
+    """Record events in ``session``: every decision, and for admitted models the inventory.
+
+    Work is coalesced per model, version and deployment (one upsert each, newest event wins,
+    first/last admitted from the earliest/latest), which gives the same result as applying the
+    events one by one in time order, and does it in far fewer statements.
+    """
+    with session.no_autoflush:
+        parsed = [(item, _metadata_of(item.event)) for item in items]
+        fresh = _insert_decisions(session, parsed)
+        admissions: list[tuple[int, AdmissionEvent, ParsedMetadata]] = []
+        deletes: list[AdmissionEvent] = []
+        for n, (item, md) in enumerate(parsed):
+            if item.event_id not in fresh:
+                continue  # a replay of an event already recorded (all of it, atomically)
+            ev = item.event
+            if ev.records_model and md is not None:
+                admissions.append((n, ev, md))
+            elif ev.operation == "DELETE" and ev.allowed:
+                deletes.append(ev)
+        versions = _upsert_models(session, admissions)
+        _upsert_deployments(session, admissions, versions)
+        for ev in sorted(deletes, key=lambda e: _utc(e.time)):
+            _mark_deleted(session, ev)
+    session.flush()
+
+
+_Admission = tuple[int, AdmissionEvent, ParsedMetadata]
+
+
+def _order(a: _Admission) -> tuple[datetime, int]:
+    return (_utc(a[1].time), a[0])
+
+
+def _group(admissions: Iterable[_Admission], key: Any) -> dict[Any, list[_Admission]]:
+    groups: dict[Any, list[_Admission]] = {}
+    for a in admissions:
+        groups.setdefault(key(a), []).append(a)
+    return groups
+
+
+def _upsert_models(
+    session: Session, admissions: list[_Admission]
+) -> dict[tuple[str, str], ModelVersion]:
+    versions: dict[tuple[str, str], ModelVersion] = {}
+    named = [a for a in admissions if a[2].model_name]
+    for name, group in _group(named, lambda a: a[2].model_name).items():
+        newest, earliest = max(group, key=_order), min(group, key=_order)
+        last, first = _utc(newest[1].time), _utc(earliest[1].time)
+        model: Model = _get_or_create(
+            session, Model, {"name": name}, owner=newest[2].owner, created_at=first, updated_at=last
+        )
+        if last >= model.updated_at:
+            model.owner = newest[2].owner or model.owner
+            model.updated_at = last
+        model.created_at = min(model.created_at, first)
+
+        for version_name, vgroup in _group(group, lambda a: a[2].version).items():
+            newest, earliest = max(vgroup, key=_order), min(vgroup, key=_order)
+            last, first = _utc(newest[1].time), _utc(earliest[1].time)
+            md = newest[2]
+            version: ModelVersion = _get_or_create(
+                session,
+                ModelVersion,
+                {"model_id": model.id, "version": version_name},
+                owner=md.owner,
+                compliance_status=md.compliance_status,
+                risk_tier=md.risk_tier,
+                metrics={},
+                raw_metadata={},  # "not filled yet": every real admission has a model-name
+                first_admitted=first,
+                last_admitted=last,
+            )
+            is_newest = last >= version.last_admitted
+            version.first_admitted = min(version.first_admitted, first)
+            version.last_admitted = max(version.last_admitted, last)
+            if is_newest and version.raw_metadata != md.raw:
+                _update_version(session, version, md, last)
+            versions[(name, version_name)] = version
+    return versions
+
+
+def _upsert_deployments(
+    session: Session,
+    admissions: list[_Admission],
+    versions: dict[tuple[str, str], ModelVersion],
+) -> None:
+    for key, group in _group(admissions, lambda a: tuple(_deployment_key(a[1]).items())).items():
+        newest, earliest = max(group, key=_order), min(group, key=_order)
+        last, first = _utc(newest[1].time), _utc(earliest[1].time)
+        ev, md = newest[1], newest[2]
+        version = versions.get((md.model_name, md.version)) if md.model_name else None
+        images = [clean(i) for i in (_workload_field(ev, "images") or []) if i]
+        deployment: Deployment = _get_or_create(
+            session, Deployment, dict(key), images=images, first_admitted=first, last_admitted=last
+        )
+        if deployment.last_admitted is None or last >= deployment.last_admitted:
+            deployment.images = images
+            deployment.model_version_id = version.id if version is not None else None
+            deployment.last_admitted = last
+            if deployment.status == "deleted":
+                deployment.status = None
+        if deployment.first_admitted is None or first < deployment.first_admitted:
+            deployment.first_admitted = first
 
 
 def _workload_field(event: AdmissionEvent, key: str) -> Any:
@@ -200,65 +315,10 @@ def _deployment_key(ev: AdmissionEvent) -> dict[str, str]:
     }
 
 
-def _upsert_model(session: Session, ev: AdmissionEvent, md: ParsedMetadata) -> None:
-    when = _utc(ev.time)
-    version: ModelVersion | None = None
-    if md.model_name:
-        model: Model = _get_or_create(
-            session,
-            Model,
-            {"name": md.model_name},
-            owner=md.owner,
-            created_at=when,
-            updated_at=when,
-        )
-        newest_for_model = when >= model.updated_at
-        if newest_for_model:
-            model.owner = md.owner or model.owner
-            model.updated_at = when
-        model.created_at = min(model.created_at, when)
-
-        version = _get_or_create(
-            session,
-            ModelVersion,
-            {"model_id": model.id, "version": md.version},
-            owner=md.owner,
-            compliance_status=md.compliance_status,
-            risk_tier=md.risk_tier,
-            metrics={},
-            raw_metadata={},
-            first_admitted=when,
-            last_admitted=when,
-        )
-        assert version is not None
-        newest = when >= version.last_admitted or version.raw_metadata == {}
-        version.first_admitted = min(version.first_admitted, when)
-        version.last_admitted = max(version.last_admitted, when)
-        if newest:
-            _update_version(session, version, md, when)
-
-    images = [clean(i) for i in (_workload_field(ev, "images") or []) if i]
-    deployment: Deployment = _get_or_create(
-        session,
-        Deployment,
-        _deployment_key(ev),
-        images=images,
-        first_admitted=when,
-        last_admitted=when,
-    )
-    if deployment.last_admitted is None or when >= deployment.last_admitted:
-        deployment.images = images
-        deployment.model_version_id = version.id if version is not None else None
-        deployment.last_admitted = when
-        if deployment.status == "deleted":
-            deployment.status = None
-    if deployment.first_admitted is None or when < deployment.first_admitted:
-        deployment.first_admitted = when
-
-
 def _update_version(
     session: Session, version: ModelVersion, md: ParsedMetadata, when: datetime
 ) -> None:
+    """The newest admission defines the version's metadata, dataset links and certifications."""
     version.owner = md.owner
     version.training_date = md.training_date
     version.training_date_raw = md.training_date_raw
@@ -286,8 +346,6 @@ def _update_version(
             _link(session, training_run_datasets, training_run_id=run.id, dataset_id=ds.id)
     version.training_run_id = run.id if run is not None else None
 
-    session.flush()
-    # the newest admission defines the version's dataset links and certifications
     session.execute(
         delete(model_version_datasets).where(
             model_version_datasets.c.model_version_id == version.id
@@ -698,8 +756,7 @@ class Recorder:
         connectivity errors (the caller keeps the batch and retries)."""
         try:
             with self.db.session() as session:
-                for item in batch:
-                    apply_event(session, item)
+                apply_events(session, batch)
         except Exception as e:
             if is_connectivity_error(e):
                 raise

@@ -510,14 +510,14 @@ def test_an_event_the_database_refuses_does_not_block_the_others(
 ) -> None:
     from modelgate.inventory import recorder as recorder_module
 
-    real = recorder_module._upsert_model
+    real = recorder_module._upsert_models
 
-    def poisoned(session: Any, ev: AdmissionEvent, md: Any) -> None:
-        if md.model_name == "poison":
+    def poisoned(session: Any, admissions: list[Any]) -> Any:
+        if any(md.model_name == "poison" for _, _, md in admissions):
             raise ValueError("cannot store this one")
-        real(session, ev, md)
+        return real(session, admissions)
 
-    monkeypatch.setattr(recorder_module, "_upsert_model", poisoned)
+    monkeypatch.setattr(recorder_module, "_upsert_models", poisoned)
     rec = _recorder(db_url, batch_size=10)
     try:
         _submit_all(
@@ -555,3 +555,49 @@ def test_closing_without_a_spool_while_the_database_is_down_logs_every_unrecorde
         ev.uid for ev in events
     }
     assert rec.stats()["dropped"] == 2
+
+
+def test_a_coalesced_batch_ends_in_the_same_state_as_one_event_at_a_time(
+    empty_url: str, tmp_path: Path, make_event: EventFactory
+) -> None:
+    from modelgate.inventory.recorder import _Item, apply_events
+
+    certs = json.dumps([{"name": "soc2", "expires": "2027-01-01"}])
+    events = [
+        make_event(version="1.0.0", minutes=1),
+        make_event(version="1.0.0", minutes=5, owner="second-owner", certifications=certs),
+        make_event(
+            version="2.0.0", minutes=3, image="registry/fraud:2"
+        ),  # superseded by 1.0.0 at minute 5
+        make_event(version="2.0.0", minutes=2, name="other"),
+        make_event(operation="DELETE", minutes=4, name="other"),
+        make_event(version="1.0.0", minutes=0, compliance_status="rejected"),  # oldest: no effect
+        make_event(allowed=False, minutes=6),
+    ]
+    items = [_Item(f"id-{i}", ev) for i, ev in enumerate(events)]
+    second = f"sqlite:///{tmp_path / 'one-by-one.db'}"
+    states = []
+    for url, batches in ((empty_url, [items]), (second, [[i] for i in items])):
+        migrate.upgrade(url)
+        db = Database(url)
+        try:
+            for batch in batches:
+                with db.session() as s:
+                    apply_events(s, batch)
+            with db.read() as s:
+                detail = queries.show_model(s, "fraud-detector")
+                deps = queries.deployments(s, include_deleted=True)
+        finally:
+            db.dispose()
+        assert detail is not None
+        states.append((detail["versions"], detail["lineage"], deps))
+    assert states[0] == states[1]
+    versions, _, deps = states[0]
+    by_version = {v["version"]: v for v in versions}
+    assert by_version["1.0.0"]["owner"] == "second-owner"
+    assert by_version["1.0.0"]["compliance_status"] == "approved"
+    assert [c["name"] for c in by_version["1.0.0"]["certifications"]] == ["soc2"]
+    assert {(d["name"], d["version"], d["status"]) for d in deps} == {
+        ("fraud-api", "1.0.0", None),
+        ("other", "2.0.0", "deleted"),
+    }
