@@ -509,7 +509,12 @@ class Recorder:
         settings = settings or Settings.from_env()
         self.db = database or Database(url or settings.database_url)
         spool_path = spool_dir if spool_dir is not None else settings.spool_dir
-        self.spool = Spool(Path(spool_path)) if spool_path is not None else None
+        self.spool: Spool | None = None
+        if spool_path is not None:
+            try:
+                self.spool = Spool(Path(spool_path))
+            except OSError as e:  # keep serving: events are then kept in memory only
+                log.error("spool directory %s unusable (%s): no spool", spool_path, e)
         self.batch_size = max(1, batch_size)
         self.max_backlog = max_backlog
         self.initial_backoff = initial_backoff

@@ -601,3 +601,17 @@ def test_a_coalesced_batch_ends_in_the_same_state_as_one_event_at_a_time(
         ("fraud-api", "1.0.0", None),
         ("other", "2.0.0", "deleted"),
     }
+
+
+def test_an_unusable_spool_directory_falls_back_to_memory(
+    db_url: str, db: Database, make_event: EventFactory, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    rec = _recorder(db_url, spool_dir=blocker / "spool")
+    try:
+        assert rec.spool is None
+        _submit_all(rec, [make_event()])
+    finally:
+        rec.close()
+    assert _count(db, Decision) == 1
