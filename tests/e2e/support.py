@@ -6,6 +6,7 @@ chart renders."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import shutil
@@ -331,9 +332,27 @@ def wait_until(
 def apply_result(
     cluster: Cluster, obj: dict[str, Any], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """kubectl apply of one object, never raising: the test inspects exit code and output."""
+    """kubectl apply of one object, never raising: the test inspects exit code and output.
+    The object is labelled so ``cleanup`` can remove it from the shared cluster."""
+    labelled = copy.deepcopy(obj)
+    labelled["metadata"].setdefault("labels", {})[E2E_LABEL] = "true"
     return cluster.kubectl(
-        "apply", "-f", "-", *args, input=yaml.safe_dump(obj, sort_keys=False), check=False
+        "apply", "-f", "-", *args, input=yaml.safe_dump(labelled, sort_keys=False), check=False
+    )
+
+
+E2E_LABEL = "e2e.modelgate.test/created"
+E2E_KINDS = (
+    "deployments.apps,statefulsets.apps,cronjobs.batch,configmaps,services,secrets,"
+    "inferenceservices.serving.kserve.io,seldondeployments.machinelearning.seldon.io"
+)
+
+
+def cleanup(cluster: Cluster, kinds: str = E2E_KINDS) -> None:
+    """Delete what the e2e tests created (the session cluster is shared with other suites;
+    namespaces stay: without a controller-manager nothing would finalize their deletion)."""
+    cluster.kubectl(
+        "delete", kinds, "-A", "-l", f"{E2E_LABEL}=true", "--ignore-not-found", "--wait=false"
     )
 
 

@@ -18,6 +18,7 @@ from tests.e2e.support import (
     Webhook,
     WebhookTLS,
     apply_result,
+    cleanup,
     cronjob,
     deployment,
     ensure_namespace,
@@ -82,6 +83,7 @@ def cluster(kube_cluster: Cluster, webhook: Webhook, webhook_tls: WebhookTLS) ->
         yield c
     finally:
         c.kubectl("delete", "validatingwebhookconfiguration", VWC_NAME, "--ignore-not-found")
+        cleanup(c)
 
 
 def test_undocumented_model_deployment_is_refused_naming_missing_keys(cluster: Cluster) -> None:

@@ -17,6 +17,7 @@ from tests.e2e.support import (
     Webhook,
     WebhookTLS,
     apply_result,
+    cleanup,
     deployment,
     ensure_namespace,
     model_annotations,
@@ -87,6 +88,7 @@ def stopped(
     finally:
         hook.stop()
         c.kubectl("delete", "validatingwebhookconfiguration", VWC_NAME, "--ignore-not-found")
+        cleanup(c, "deployments.apps,configmaps,services,secrets")
 
 
 def _set_failure_policy(c: Cluster, hook: Webhook, tls: WebhookTLS, policy: str) -> None:
