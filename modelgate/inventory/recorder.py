@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import delete, exc, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -555,8 +555,8 @@ class Recorder:
         item = _Item(uuid.uuid4().hex, event)
         try:
             self._write([item], count=False)
-        except exc.SQLAlchemyError as e:
-            raise DatabaseUnavailable(f"could not record the event: {e}") from e
+        except _Unavailable as e:
+            raise DatabaseUnavailable(f"could not record the event: {e}") from e.__cause__
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is in the database; False on timeout."""
@@ -715,7 +715,9 @@ class Recorder:
                 backoff = self.initial_backoff
             except Exception as e:
                 self._healthy = False
-                if batch:
+                if isinstance(e, _Unavailable):
+                    self._keep(e.remaining)  # what was written is counted already
+                elif batch:
                     self._keep(batch)
                 # hold everything else too, so a full queue never blocks nor loses anything
                 self._keep(self._drain_queue())
@@ -747,7 +749,10 @@ class Recorder:
             items = list(Spool.read(path))
             for start in range(0, len(items), self.batch_size):
                 chunk = items[start : start + self.batch_size]
-                self._write(chunk, count=False)  # raises when the database is down: retried
+                try:
+                    self._write(chunk, count=False)
+                except _Unavailable as e:  # the file stays claimed; replay is idempotent
+                    raise DatabaseUnavailable(str(e)) from e.__cause__
             path.unlink(missing_ok=True)
             with self._lock:
                 if own:
@@ -764,10 +769,15 @@ class Recorder:
                 apply_events(session, batch)
         except Exception as e:
             if is_connectivity_error(e):
-                raise
+                raise _Unavailable(list(batch), _one_line(e)) from e
             log.warning("batch of %d refused (%s); writing events one by one", len(batch), e)
-            for item in batch:
-                self._write_one(item, count)
+            for n, item in enumerate(batch):
+                try:
+                    self._write_one(item, count)
+                except Exception as e2:
+                    if is_connectivity_error(e2):
+                        raise _Unavailable(list(batch[n:]), _one_line(e2)) from e2
+                    raise
             return
         if count:
             with self._lock:
@@ -802,6 +812,14 @@ class Recorder:
         if count:
             with self._lock:
                 self._counts["failed"] += 1
+
+
+class _Unavailable(Exception):
+    """The database stopped answering while writing; ``remaining`` were not written."""
+
+    def __init__(self, remaining: list[_Item], message: str) -> None:
+        super().__init__(message)
+        self.remaining = remaining
 
 
 def _event_line(item: _Item) -> str:

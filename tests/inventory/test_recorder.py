@@ -615,3 +615,45 @@ def test_an_unusable_spool_directory_falls_back_to_memory(
     finally:
         rec.close()
     assert _count(db, Decision) == 1
+
+
+def test_a_database_outage_during_one_by_one_writes_neither_loses_nor_double_counts(
+    db_url: str, db: Database, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from modelgate.inventory import recorder as recorder_module
+
+    real_upsert = recorder_module._upsert_models
+
+    def poisoned(session: Any, admissions: list[Any]) -> Any:
+        if any(md.model_name == "poison" for _, _, md in admissions):
+            raise ValueError("cannot store this one")
+        return real_upsert(session, admissions)
+
+    monkeypatch.setattr(recorder_module, "_upsert_models", poisoned)
+    rec = _recorder(db_url, batch_size=10)
+    real_write_one = rec._write_one
+    outage = {"left": 1}
+
+    def flaky(item: Any, count: bool) -> None:
+        if item.event.name == "second" and outage["left"]:
+            outage["left"] -= 1
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        real_write_one(item, count)
+
+    monkeypatch.setattr(rec, "_write_one", flaky)
+    monkeypatch.setattr(rec, "_ensure_writer", lambda: None)  # queue all three first
+    for name, model in (("first", "fraud-detector"), ("second", "fraud-detector"), ("p", "poison")):
+        rec.submit(make_event(name=name, model=model))
+    monkeypatch.setattr(rec, "_ensure_writer", Recorder._ensure_writer.__get__(rec))
+    try:
+        assert rec.flush(20), rec.stats()
+        stats = rec.stats()
+    finally:
+        rec.close()
+    assert outage["left"] == 0
+    assert (stats["submitted"], stats["written"], stats["outstanding"]) == (3, 3, 0)
+    assert _count(db, Decision) == 3
+    with db.read() as s:
+        assert sorted(d["name"] for d in queries.deployments(s)) == ["first", "second"]
