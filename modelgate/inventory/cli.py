@@ -125,11 +125,14 @@ def models_group() -> None:
 @models_group.command("list")
 @_OUTPUT
 @click.option("--search", default=None, help="Only models whose name or owner contains this.")
-def models_list(output: str, search: str | None) -> None:
+@click.option(
+    "--dataset", default=None, help="Only models trained on a dataset whose URI contains this."
+)
+def models_list(output: str, search: str | None, dataset: str | None) -> None:
     """Every model with its latest version, owner, risk tier, status and deployment count."""
     from modelgate.inventory import queries
 
-    rows = _read(lambda s: queries.list_models(s, search=search))
+    rows = _read(lambda s: queries.list_models(s, search=search, dataset=dataset))
     if output == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from modelgate.inventory.models import (
     Certification,
+    Dataset,
     Decision,
     Deployment,
     Model,
     ModelVersion,
+    model_version_datasets,
 )
 
 
@@ -147,9 +149,12 @@ def list_models(
     search: str | None = None,
     risk_tier: str | None = None,
     compliance_status: str | None = None,
+    dataset: str | None = None,
 ) -> list[ModelSummary]:
     """Every model with its latest version's metadata, sorted by name. ``search`` matches
-    name or owner (case-insensitive substring); the other filters apply to the latest version."""
+    name or owner (case-insensitive substring); ``dataset`` keeps models with any version
+    trained on a dataset whose URI contains it; ``risk_tier`` and ``compliance_status`` apply
+    to the latest version."""
     stmt = select(Model).options(
         selectinload(Model.versions).selectinload(ModelVersion.deployments)
     )
@@ -158,6 +163,16 @@ def list_models(
         stmt = stmt.where(
             or_(func.lower(Model.name).like(pattern), func.lower(Model.owner).like(pattern))
         )
+    if dataset:
+        trained_on = (
+            select(ModelVersion.model_id)
+            .join(
+                model_version_datasets, model_version_datasets.c.model_version_id == ModelVersion.id
+            )
+            .join(Dataset, Dataset.id == model_version_datasets.c.dataset_id)
+            .where(func.lower(Dataset.uri).like(f"%{dataset.lower()}%"))
+        )
+        stmt = stmt.where(Model.id.in_(trained_on))
     out: list[ModelSummary] = []
     for model in session.scalars(stmt.order_by(Model.name)):
         versions = _versions_desc(model.versions)

@@ -36,6 +36,7 @@ def populated_url(db_url: str, make_event: EventFactory) -> str:
                 risk_tier="limited",
                 compliance_status="exempt",
                 exempt_reason="internal pilot",
+                training_data="hf://datasets/chat-logs",
             )
         )
         rec.record(make_event(model="chat-summarizer", allowed=False, violations=("bad",)))
@@ -158,3 +159,16 @@ def test_bad_database_url_is_exit_2() -> None:
     code, _, err = _run("mysql://x@y/z", "models", "list")
     assert code == 2
     assert "unsupported database" in err
+
+
+def test_models_list_filters_by_owner_and_by_training_dataset(populated_url: str) -> None:
+    code, out, err = _run(populated_url, "models", "list", "-o", "json", "--search", "NLP@")
+    assert code == 0, err
+    assert [r["name"] for r in json.loads(out)] == ["chat-summarizer"]
+    code, out, err = _run(populated_url, "models", "list", "-o", "json", "--dataset", "chargeback")
+    assert code == 0, err
+    assert [r["name"] for r in json.loads(out)] == ["fraud-detector"]
+    code, out, err = _run(populated_url, "models", "list", "-o", "json", "--dataset", "CHAT-logs")
+    assert [r["name"] for r in json.loads(out)] == ["chat-summarizer"]
+    code, out, err = _run(populated_url, "models", "list", "-o", "json", "--dataset", "nowhere")
+    assert (code, json.loads(out)) == (0, [])
