@@ -17,45 +17,10 @@ import pytest
 import requests
 import yaml
 
-from tests.charts.helm import one, render
+from tests.charts.mount import KubeletMount, chart_policy_files
 from tests.fixtures.tools import REPO_ROOT, free_port, tool
 
 MODELGATE = str(REPO_ROOT / ".venv" / "bin" / "modelgate")
-
-
-def _chart_policy_files() -> tuple[dict[str, str], list[str]]:
-    """(path -> content) as the pods see them, and the OPA sidecar's arguments."""
-    objs = render(set_json={"opa": {"enabled": True}})
-    data = one(objs, "ConfigMap")["data"]
-    dep = one(objs, "Deployment")["spec"]["template"]["spec"]
-    volume = next(v for v in dep["volumes"] if v["name"] == "policies")
-    files = {item["path"]: data[item["key"]] for item in volume["configMap"]["items"]}
-    opa = next(c for c in dep["containers"] if c["name"] == "opa")
-    return files, list(opa["args"])
-
-
-class KubeletMount:
-    """A ConfigMap volume as the kubelet's atomic writer lays it out."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.generation = 0
-        root.mkdir(parents=True, exist_ok=True)
-
-    def write(self, files: dict[str, str]) -> None:
-        self.generation += 1
-        ts = self.root / f"..2026_11_26_00_00_00.{self.generation}"
-        for path, content in files.items():
-            target = ts / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
-        tmp_link = self.root / "..data_tmp"
-        tmp_link.symlink_to(ts.name)
-        os.replace(tmp_link, self.root / "..data")  # the atomic swap
-        for top in {p.split("/", 1)[0] for p in files}:
-            link = self.root / top
-            if not link.is_symlink():
-                link.symlink_to(f"..data/{top}")
 
 
 def _manifest(annotations: dict[str, str]) -> str:
@@ -107,7 +72,7 @@ def _evaluate(policy_dir: Path, annotations: dict[str, str]) -> dict[str, Any]:
 
 
 def test_embedded_engine_loads_the_mounted_chart_bundle(tmp_path: Path) -> None:
-    files, _ = _chart_policy_files()
+    files, _ = chart_policy_files()
     mount = KubeletMount(tmp_path / "policies")
     mount.write(files)
     allowed = _evaluate(mount.root, COMPLIANT)
@@ -126,7 +91,7 @@ def test_embedded_engine_loads_the_mounted_chart_bundle(tmp_path: Path) -> None:
 
 @pytest.fixture
 def opa_sidecar(tmp_path: Path) -> Iterator[tuple[str, KubeletMount, dict[str, str]]]:
-    files, args = _chart_policy_files()
+    files, args = chart_policy_files()
     mount = KubeletMount(tmp_path / "policies")
     mount.write(files)
     port = free_port()

@@ -9,7 +9,6 @@ import base64
 import copy
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +22,7 @@ import requests
 import yaml
 
 from tests.charts.helm import CHART, helm
+from tests.charts.mount import KubeletMount, chart_policy_files
 from tests.fixtures.cluster import CertificateAuthority, Cluster, KubectlError
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.tools import REPO_ROOT, free_port
@@ -206,6 +206,10 @@ class Webhook:
             proc.wait(timeout=20)
         self._proc = None
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -260,22 +264,19 @@ def inventory(postgres_server: PostgresServer) -> Iterator[Inventory]:
 
 
 @pytest.fixture(scope="module")
-def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the shipped bundle, so a test can edit it on disk."""
-    d = tmp_path_factory.mktemp("policies")
-    shutil.copytree(
-        REPO_ROOT / "policies" / "modelgate",
-        d / "modelgate",
-        ignore=shutil.ignore_patterns("*_test.rego", "__pycache__"),
-    )
-    return d
+def policy_mount(tmp_path_factory: pytest.TempPathFactory) -> KubeletMount:
+    """The chart's policy ConfigMap, laid out as the kubelet mounts it in the webhook pods."""
+    mount = KubeletMount(tmp_path_factory.mktemp("policies"))
+    files, _ = chart_policy_files()
+    mount.write(files)
+    return mount
 
 
-def webhook_env(inventory: Inventory, policy_dir: Path) -> dict[str, str]:
+def webhook_env(inventory: Inventory, policy_mount: KubeletMount) -> dict[str, str]:
     return {
         **os.environ,
         "MODELGATE_DATABASE_URL": inventory.url,
-        "MODELGATE_POLICY_DIR": str(policy_dir),
+        "MODELGATE_POLICY_DIR": str(policy_mount.root),
         "MODELGATE_CLUSTER_NAME": CLUSTER_NAME,
         "MODELGATE_FAILURE_MODE": "closed",
         "MODELGATE_POLICY_RELOAD_SECONDS": "0.5",

@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.charts.mount import KubeletMount
 from tests.e2e.support import (
     PREFIX,
     RELEASE_NAMESPACE,
@@ -47,10 +49,10 @@ def _uid(prefix: str) -> str:
 def webhook(
     webhook_tls: WebhookTLS,
     inventory: Inventory,
-    policy_dir: Path,
+    policy_mount: KubeletMount,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Webhook]:
-    hook = Webhook(webhook_tls, webhook_env(inventory, policy_dir), tmp_path_factory.mktemp("wh"))
+    hook = Webhook(webhook_tls, webhook_env(inventory, policy_mount), tmp_path_factory.mktemp("wh"))
     hook.start()
     try:
         yield hook
@@ -247,36 +249,62 @@ def test_image_only_model_server_is_detected(cluster: Cluster) -> None:
     assert "validate.modelgate.dev" in r.stderr
 
 
+def _admitted(cluster: Cluster, obj: dict[str, Any]) -> bool:
+    return apply_result(cluster, obj, "--dry-run=server").returncode == 0
+
+
+def _refused_for(cluster: Cluster, obj: dict[str, Any], text: str) -> bool:
+    r = apply_result(cluster, obj, "--dry-run=server")
+    return r.returncode != 0 and text in r.stderr
+
+
+def _with_required(data_yaml: str, field: str) -> str:
+    data = yaml.safe_load(data_yaml)
+    assert field not in data["required_fields"]
+    data["required_fields"] = [*data["required_fields"], field]
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def test_policy_edited_on_disk_changes_the_next_decision_without_restart(
-    cluster: Cluster, policy_dir: Path, webhook: Webhook
+    cluster: Cluster, policy_mount: KubeletMount, webhook: Webhook
 ) -> None:
-    data_file = policy_dir / "modelgate" / "config" / "data.yaml"
+    # the data file as the process sees it (through the ConfigMap-style symlinks), edited in place
+    data_file = policy_mount.root / "modelgate" / "config" / "data.yaml"
     original = data_file.read_text(encoding="utf-8")
-    data = yaml.safe_load(original)
-    assert "source" not in data["required_fields"]
     name = _uid("edit")
-    ann = model_annotations(name)  # no modelgate.dev/source annotation
-    before = apply_result(cluster, deployment(name, ENFORCE_NS, ann), "--dry-run=server")
-    assert before.returncode == 0, before.stderr
-
-    data["required_fields"] = [*data["required_fields"], "source"]
-    data_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    obj = deployment(name, ENFORCE_NS, model_annotations(name))  # no modelgate.dev/source
+    assert _admitted(cluster, obj)
+    data_file.write_text(_with_required(original, "source"), encoding="utf-8")
     try:
-
-        def refused() -> bool:
-            r = apply_result(cluster, deployment(name, ENFORCE_NS, ann), "--dry-run=server")
-            return r.returncode != 0 and f"{PREFIX}source" in r.stderr
-
-        wait_until(refused, timeout=30, what="the edited policy to apply")
+        wait_until(
+            lambda: _refused_for(cluster, obj, f"{PREFIX}source"),
+            timeout=30,
+            what="the edited policy to apply",
+        )
     finally:
         data_file.write_text(original, encoding="utf-8")
-    wait_until(
-        lambda: (
-            apply_result(cluster, deployment(name, ENFORCE_NS, ann), "--dry-run=server").returncode
-            == 0
-        ),
-        timeout=30,
-        what="the restored policy to apply",
-    )
-    # the same process served every decision
-    assert webhook._proc is not None and webhook._proc.poll() is None
+    wait_until(lambda: _admitted(cluster, obj), timeout=30, what="the restored policy")
+    assert webhook.running  # the same process served every decision
+
+
+def test_configmap_update_swaps_the_policy_without_restart(
+    cluster: Cluster, policy_mount: KubeletMount, webhook: Webhook
+) -> None:
+    """A `kubectl edit` of the chart's policy ConfigMap reaches the pods as an atomic swap of
+    the mounted folder (new files, old ones removed); the webhook follows it."""
+    original = dict(policy_mount.files)
+    data_path = "modelgate/config/data.yaml"
+    name = _uid("swap")
+    obj = deployment(name, ENFORCE_NS, model_annotations(name))  # no modelgate.dev/training-run
+    assert _admitted(cluster, obj)
+    policy_mount.write({**original, data_path: _with_required(original[data_path], "training-run")})
+    try:
+        wait_until(
+            lambda: _refused_for(cluster, obj, f"{PREFIX}training-run"),
+            timeout=30,
+            what="the swapped ConfigMap to apply",
+        )
+    finally:
+        policy_mount.write(original)
+    wait_until(lambda: _admitted(cluster, obj), timeout=30, what="the restored ConfigMap")
+    assert webhook.running

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.charts.mount import KubeletMount
 from tests.e2e.support import (
     RELEASE_NAMESPACE,
     Inventory,
@@ -65,14 +65,14 @@ def stopped(
     kube_cluster: Cluster,
     webhook_tls: WebhookTLS,
     inventory: Inventory,
-    policy_dir: Path,
+    policy_mount: KubeletMount,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Cluster, Webhook]]:
     """A webhook that worked (proved by a refusal), then was stopped."""
     c = kube_cluster
     ensure_namespace(c, NS)
     ensure_namespace(c, RELEASE_NAMESPACE)
-    hook = Webhook(webhook_tls, webhook_env(inventory, policy_dir), tmp_path_factory.mktemp("wh"))
+    hook = Webhook(webhook_tls, webhook_env(inventory, policy_mount), tmp_path_factory.mktemp("wh"))
     hook.start()
     try:
         c.apply(render_webhook_configuration(hook.url, webhook_tls.ca_bundle(), VWC_NAME, "Fail"))
