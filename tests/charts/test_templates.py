@@ -398,17 +398,21 @@ def test_bad_policy_values_fail_with_a_clear_message(sets: dict[str, str], messa
     assert message in render_error(sets=sets)
 
 
-def test_opa_sidecar_mode_switches_the_engine_and_shares_the_bundle() -> None:
+def test_opa_sidecar_mode_switches_the_engine_to_an_empty_loopback_opa() -> None:
     objs = render(_ci("opa-sidecar"), base=False)
-    env = _env(_container(objs))
+    webhook = _container(objs)
+    env = _env(webhook)
     assert env["MODELGATE_POLICY_ENGINE"] == "opa"
     assert env["MODELGATE_OPA_URL"] == "http://127.0.0.1:8181"
+    # the webhook reads the bundle and pushes it; OPA loads nothing from disk itself
+    assert "policies" in {m["name"] for m in webhook["volumeMounts"]}
     opa = _container(objs, "opa")
+    assert opa["args"][:2] == ["run", "--server"]
     assert "--addr=127.0.0.1:8181" in opa["args"]
-    assert "--watch" in opa["args"] and "--ignore=.*" in opa["args"]
-    assert opa["args"][-1] == "/etc/modelgate/policies"
-    assert {m["name"] for m in opa["volumeMounts"]} == {"policies"}
+    assert not [a for a in opa["args"] if not a.startswith("-") and a not in ("run",)]
+    assert "volumeMounts" not in opa
     assert not opa["image"].endswith(":latest")
+    assert opa["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 # --------------------------------------------------------------------------- jobs, RBAC, network
