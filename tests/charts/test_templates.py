@@ -486,3 +486,10 @@ def test_ci_values_render_without_latest_tags(values: Any) -> None:
                 node = node.get(key, {}) if isinstance(node, dict) else {}
             for c in node.get("spec", {}).get("containers", []) if isinstance(node, dict) else []:
                 assert ":" in c["image"] and not c["image"].endswith(":latest")
+
+
+def test_extra_env_reaches_the_webhook_and_the_auditor() -> None:
+    objs = render(set_json={"config.extraEnv": [{"name": "HTTPS_PROXY", "value": "http://p:3128"}]})
+    assert _env(_container(objs))["HTTPS_PROXY"] == "http://p:3128"
+    auditor = one(objs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert _env(auditor["containers"][0])["HTTPS_PROXY"] == "http://p:3128"
