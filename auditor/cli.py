@@ -18,7 +18,12 @@ from typing import Any, NoReturn
 
 import click
 
-from auditor.discovery import DiscoverySource, SourceConfigError, create_sources
+from auditor.discovery import (
+    DiscoverySource,
+    SourceConfigError,
+    create_sources,
+    parse_source_spec,
+)
 from auditor.reconcile import FINDING_TYPES, SEVERITIES, PolicyData, Reconciler, ScanResult
 from modelgate.settings import Settings, SettingsError
 
@@ -225,6 +230,13 @@ def summarize(result: ScanResult) -> str:
     help="Write findings.csv, models.csv and sources.csv into DIR.",
 )
 @click.option(
+    "--source",
+    "extra_sources",
+    multiple=True,
+    metavar="KIND[:k=v,...]",
+    help="Any registered discovery source (plugins included), e.g. vertex:project=p,region=r.",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(SEVERITIES),
     help="Exit 1 when findings of this severity or worse exist.",
@@ -253,6 +265,7 @@ def audit_command(
     report_path: str | None,
     export_path: str | None,
     csv_dir: str | None,
+    extra_sources: tuple[str, ...],
     fail_on: str | None,
     interval: str | None,
     page_size: int,
@@ -272,11 +285,20 @@ def audit_command(
         "in_cluster": in_cluster,
         "manifests": list(manifests),
         "sagemaker_regions": list(sagemaker_regions),
+        "sources": list(extra_sources),
     }
-    if not (contexts or all_contexts or kubeconfig or in_cluster or manifests or sagemaker_regions):
+    if not (
+        contexts
+        or all_contexts
+        or kubeconfig
+        or in_cluster
+        or manifests
+        or sagemaker_regions
+        or extra_sources
+    ):
         _fail(
             "nothing to scan: pass --context, --all-contexts, --kubeconfig, --in-cluster, "
-            "--manifests or --sagemaker-region",
+            "--manifests, --sagemaker-region or --source",
             EXIT_USAGE,
         )
     if sagemaker_endpoint_url and not sagemaker_regions:
@@ -304,6 +326,9 @@ def audit_command(
                     "sagemaker",
                     {"regions": list(sagemaker_regions), "endpoint_url": sagemaker_endpoint_url},
                 )
+            for spec in extra_sources:
+                kind, source_options = parse_source_spec(spec)
+                sources += create_sources(kind, source_options)
         except SourceConfigError as e:
             _fail(str(e), EXIT_USAGE)
         return sources

@@ -8,6 +8,7 @@ from auditor.discovery.base import (
     SourceConfigError,
     SourceUnreachable,
     create_sources,
+    parse_source_spec,
     register_source,
     registered_kinds,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "SourceConfigError",
     "SourceUnreachable",
     "create_sources",
+    "parse_source_spec",
     "register_source",
     "registered_kinds",
 ]

@@ -134,6 +134,9 @@ def create_sources(kind: str, options: Mapping[str, Any]) -> list[DiscoverySourc
 
 
 _BUILTINS_LOADED = False
+#: entry-point group for discovery plugins (e.g. Vertex AI, Azure ML): each entry point is a
+#: callable that calls :func:`register_source`
+ENTRY_POINT_GROUP = "modelgate.discovery_sources"
 
 
 def _load_builtin_sources() -> None:
@@ -146,3 +149,28 @@ def _load_builtin_sources() -> None:
 
     for module in ("manifests", "kubernetes", "sagemaker"):
         importlib.import_module(f"auditor.discovery.{module}")
+    # third-party sources: an entry point in this group whose object is called to register
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()()
+        except Exception as e:  # a broken plugin must not break the built-in sources
+            import logging
+
+            logging.getLogger(__name__).warning("discovery plugin %s failed to load: %s", ep, e)
+
+
+def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``KIND[:key=value,key=value]`` (the ``--source`` option) -> kind and options."""
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip()
+    if not kind:
+        raise SourceConfigError(f"--source {spec!r}: expected KIND[:key=value,...]")
+    options: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise SourceConfigError(f"--source {spec!r}: {part!r} is not key=value")
+        options[key.strip()] = value.strip()
+    return kind, options

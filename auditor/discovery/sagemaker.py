@@ -21,6 +21,7 @@ from auditor.discovery.base import (
     DiscoveredWorkload,
     DiscoverySource,
     ImageStatus,
+    SourceConfigError,
     SourceUnreachable,
     empty_runtime,
     register_source,
@@ -199,14 +200,17 @@ def _factory(options: Mapping[str, Any]) -> list[DiscoverySource]:
     regions = options.get("regions") or []
     if isinstance(regions, str):
         regions = [regions]
-    return [
-        SageMakerSource(
-            region=str(r),
-            endpoint_url=options.get("endpoint_url"),
-            profile=options.get("profile"),
-        )
-        for r in regions
-    ]
+    try:
+        return [
+            SageMakerSource(
+                region=str(r),
+                endpoint_url=options.get("endpoint_url"),
+                profile=options.get("profile"),
+            )
+            for r in regions
+        ]
+    except BotoCoreError as e:
+        raise SourceConfigError(f"SageMaker: {e}") from e
 
 
 register_source("sagemaker", _factory)

@@ -1,0 +1,115 @@
+"""The discovery seam: a new source kind registers itself and is usable from the CLI
+(``--source KIND:k=v``) without touching the scanner; a source failing midway is reported as
+unreachable, keeps what it saw, and never turns the unseen rest into ``retired`` findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from auditor.discovery import (
+    DiscoveredWorkload,
+    DiscoverySource,
+    SourceConfigError,
+    SourceUnreachable,
+    create_sources,
+    parse_source_spec,
+    register_source,
+)
+from auditor.discovery.runtime import runtime_from_object
+from auditor.reconcile import Reconciler
+from modelgate.cli import main
+from modelgate.inventory import audit
+from modelgate.inventory.db import Database
+from modelgate.workload import extract_workload
+from policies.engines import PolicyEngine
+from tests.auditor.helpers import admit, deployment, metadata
+
+
+class StaticSource:
+    """A test source (our own seam): serves fixed objects, optionally failing after N."""
+
+    kind = "static"
+
+    def __init__(self, cluster: str, objects: list[dict[str, Any]], fail_after: int | None) -> None:
+        self.cluster = cluster
+        self.name = f"static:{cluster}"
+        self.notes: list[str] = []
+        self.objects = objects
+        self.fail_after = fail_after
+
+    def discover(self) -> Iterator[DiscoveredWorkload]:
+        for i, obj in enumerate(self.objects):
+            if self.fail_after is not None and i >= self.fail_after:
+                raise SourceUnreachable(f"{self.name}: connection reset after {i} objects")
+            workload = extract_workload(obj)
+            yield DiscoveredWorkload(
+                cluster=self.cluster,
+                source=self.name,
+                obj=obj,
+                workload=workload,
+                runtime=runtime_from_object(obj, workload),
+            )
+
+
+OBJECTS = [
+    deployment("lab-model", "lab", annotations=metadata(model_name="lab-model")),
+    deployment("lab-other", "lab", annotations=metadata(model_name="lab-other")),
+]
+
+
+def _factory(options: Mapping[str, Any]) -> list[DiscoverySource]:
+    fail = options.get("fail_after")
+    return [StaticSource(str(options.get("cluster", "lab")), OBJECTS, int(fail) if fail else None)]
+
+
+register_source("static", _factory, replace=True)
+
+
+def test_registered_kind_is_usable_from_the_cli(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    result = CliRunner().invoke(
+        main,
+        ["audit", "--source", "static:cluster=lab", "--export", str(tmp_path / "e.json")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "static:lab: ok (2 workloads, 2 models)" in result.output
+
+    unknown = CliRunner().invoke(main, ["audit", "--source", "vertex:project=p"])
+    assert unknown.exit_code == 2 and "unknown source kind 'vertex'" in unknown.output
+
+
+def test_source_failing_midway_is_unreachable_and_retires_nothing(
+    db: Database, engine: PolicyEngine
+) -> None:
+    admit(db, "lab", OBJECTS[1])  # admitted, but the source dies before reaching it
+    sources = create_sources("static", {"cluster": "lab", "fail_after": "1"})
+    result = Reconciler(db, engine).scan(sources)
+    assert result.sources[0].status == "unreachable"
+    assert "connection reset after 1 objects" in (result.sources[0].error or "")
+    found = {(f["name"], f["type"]) for f in audit.scan_findings_of(db, result.scan_id)}
+    assert found == {("lab-model", "orphan")}
+
+    # a complete scan later retires nothing either (it is running) and resolves nothing wrongly
+    second = Reconciler(db, engine).scan(create_sources("static", {"cluster": "lab"}))
+    assert {(f["name"], f["type"]) for f in audit.scan_findings_of(db, second.scan_id)} == {
+        ("lab-model", "orphan")
+    }
+
+
+def test_source_spec_parsing() -> None:
+    assert parse_source_spec("vertex:project=p, region=europe-west4") == (
+        "vertex",
+        {"project": "p", "region": "europe-west4"},
+    )
+    assert parse_source_spec("static") == ("static", {})
+    with pytest.raises(SourceConfigError, match="not key=value"):
+        parse_source_spec("vertex:project")
+    with pytest.raises(SourceConfigError, match="expected KIND"):
+        parse_source_spec(":x=1")
