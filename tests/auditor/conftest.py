@@ -33,3 +33,16 @@ def engine() -> Iterator[PolicyEngine]:
     assert eng.ready(), "the shipped policy bundle must load"
     yield eng
     eng.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated inventory on SQLite and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'any.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_db_url"))
+    migrate.upgrade(url)
+    database = Database(url)
+    yield database
+    database.dispose()

@@ -103,18 +103,18 @@ def _by_key(findings: list[audit.FindingRecord]) -> dict[tuple[str, str], audit.
 
 
 def test_snapshot_scan_finds_every_finding_type(
-    tmp_path: Path, db: Database, engine: PolicyEngine
+    tmp_path: Path, any_db: Database, engine: PolicyEngine
 ) -> None:
-    _seed(db)
+    _seed(any_db)
     snap = write_snapshot(tmp_path / "prod", _snapshot_objects(), per_file=3)
     sources = create_sources("manifests", {"paths": [snap]})
     assert [s.cluster for s in sources] == ["prod"]
 
-    result = Reconciler(db, engine).scan(sources)
+    result = Reconciler(any_db, engine).scan(sources)
 
     assert result.workloads == 5  # the Namespace is not a workload
     assert result.models == 4
-    found = _by_key(audit.scan_findings_of(db, result.scan_id))
+    found = _by_key(audit.scan_findings_of(any_db, result.scan_id))
     assert set(found) == {
         ("fraud", "drift"),
         ("churn", "orphan"),
@@ -138,7 +138,7 @@ def test_snapshot_scan_finds_every_finding_type(
     assert result.worst_severity_at_least("high")
     assert result.bundle_digest and result.bundle_digest == engine.bundle_digest
 
-    scan = audit.get_scan(db, result.scan_id)
+    scan = audit.get_scan(any_db, result.scan_id)
     assert scan is not None and scan["status"] == "completed"
     assert scan["sources"][0]["status"] == "ok"
     assert scan["summary"]["findings"]["orphan"] == 2
@@ -164,12 +164,12 @@ def test_runtime_metadata_updates_inventory_deployments(
 
 
 def test_findings_persist_and_resolve_across_scans(
-    tmp_path: Path, db: Database, engine: PolicyEngine
+    tmp_path: Path, any_db: Database, engine: PolicyEngine
 ) -> None:
-    _seed(db)
+    _seed(any_db)
     clock = [datetime.now(UTC).replace(microsecond=0)]
     snap = write_snapshot(tmp_path / "prod", _snapshot_objects())
-    reconciler = Reconciler(db, engine, now=lambda: clock[0])
+    reconciler = Reconciler(any_db, engine, now=lambda: clock[0])
     first = reconciler.scan(create_sources("manifests", {"paths": [snap]}))
 
     # the orphan "churn" is removed; "fraud" is fixed back to its admitted image and version
@@ -188,7 +188,7 @@ def test_findings_persist_and_resolve_across_scans(
     second = reconciler.scan(create_sources("manifests", {"paths": [snap]}))
 
     assert second.resolved == 2
-    everything = _by_key(audit.findings(db))
+    everything = _by_key(audit.findings(any_db))
     assert everything[("churn", "orphan")]["status"] == "resolved"
     assert everything[("churn", "orphan")]["resolved_at"] == clock[0]
     assert everything[("fraud", "drift")]["status"] == "resolved"
@@ -196,19 +196,19 @@ def test_findings_persist_and_resolve_across_scans(
     assert shadow["status"] == "open"
     assert shadow["first_seen"] == first.started_at
     assert shadow["last_seen"] == second.started_at
-    assert {f["name"] for f in audit.scan_findings_of(db, second.scan_id)} == {
+    assert {f["name"] for f in audit.scan_findings_of(any_db, second.scan_id)} == {
         "shadow",
         "scorer",
         "legacy",
     }
     # the earlier scan still lists what it saw
-    assert ("churn", "orphan") in _by_key(audit.scan_findings_of(db, first.scan_id))
+    assert ("churn", "orphan") in _by_key(audit.scan_findings_of(any_db, first.scan_id))
 
     # the orphan comes back: the same finding reopens, first_seen kept
     write_snapshot(snap / "again", [_snapshot_objects()[2]])
     clock[0] = clock[0] + timedelta(hours=6)
     reconciler.scan(create_sources("manifests", {"paths": [snap]}))
-    churn = _by_key(audit.findings(db))[("churn", "orphan")]
+    churn = _by_key(audit.findings(any_db))[("churn", "orphan")]
     assert churn["status"] == "open" and churn["resolved_at"] is None
     assert churn["first_seen"] == first.started_at
 
