@@ -16,6 +16,7 @@ import requests
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from tests.e2e.support import wait_until
 from tests.fixtures.cluster import Cluster, start_cluster
 from tests.fixtures.tools import REPO_ROOT, tool
 
@@ -49,6 +50,46 @@ def test_rbac_is_enforced_for_non_admins(kube_cluster: Cluster) -> None:
     )
     assert r.stdout.strip() == "no"
     assert kube_cluster.kubectl("auth", "can-i", "*", "*").stdout.strip() == "yes"
+
+
+def test_user_kubeconfig_is_subject_to_rbac(kube_cluster: Cluster) -> None:
+    ns = f"rbac-{uuid.uuid4().hex[:6]}"
+    kube_cluster.create_namespace(ns)
+    sa = f"system:serviceaccount:{ns}:reader"
+    kubeconfig = kube_cluster.user_kubeconfig(sa)
+
+    def kubectl_as(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tool("kubectl"), "--kubeconfig", str(kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    denied = kubectl_as("get", "configmaps", "-n", ns)
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    assert f'User "{sa}"' in denied.stderr
+    kube_cluster.kubectl("create", "serviceaccount", "reader", "-n", ns)
+    kube_cluster.kubectl(
+        "create", "role", "cm-reader", "--verb=list", "--resource=configmaps", "-n", ns
+    )
+    kube_cluster.kubectl(
+        "create",
+        "rolebinding",
+        "cm-reader",
+        "--role=cm-reader",
+        f"--serviceaccount={ns}:reader",
+        "-n",
+        ns,
+    )
+    # the RBAC authorizer's cache follows the new binding within moments
+    wait_until(
+        lambda: kubectl_as("get", "configmaps", "-n", ns).returncode == 0,
+        timeout=30,
+        what="the RoleBinding to take effect",
+    )
+    assert kubectl_as("get", "secrets", "-n", ns).returncode != 0
 
 
 def test_stop_ends_etcd_and_the_api_server(tmp_path: Path) -> None:
