@@ -445,3 +445,76 @@ def test_forbidden_kinds_are_noted_and_never_reported_retired(
     assert ("a", "fraud", "drift") in found
     assert ("a", "gone", "retired") in found  # a Deployment: listable, so provably gone
     assert not any(name == "underwriter" for _, name, _ in found)  # StatefulSet: unknown
+
+
+def test_pod_metrics_become_usage_when_metrics_api_is_served(
+    populated: tuple[Cluster, Cluster], tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    """metrics.k8s.io served (here by a CRD of the same group and shape as metrics-server's
+    PodMetrics): CPU/memory per pod are summed onto the controller and onto bare pods."""
+    a, _ = populated
+    a.apply(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {
+                "name": "pods.metrics.k8s.io",
+                "annotations": {"api-approved.kubernetes.io": "unapproved, test double"},
+            },
+            "spec": {
+                "group": "metrics.k8s.io",
+                "scope": "Namespaced",
+                "names": {"kind": "PodMetrics", "plural": "pods", "singular": "podmetrics"},
+                "versions": [
+                    {
+                        "name": "v1beta1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+    def metrics(name: str, ns: str, cpu: str, memory: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "metrics.k8s.io/v1beta1",
+            "kind": "PodMetrics",
+            "metadata": {"name": name, "namespace": ns},
+            "timestamp": "2026-01-01T00:00:00Z",
+            "window": "30s",
+            "containers": [{"name": "server", "usage": {"cpu": cpu, "memory": memory}}],
+        }
+
+    docs = [
+        metrics("fraud-7d9f-x1", NS_A1, "250m", "512Mi"),
+        metrics("notebook-model", NS_A2, "1", "1Gi"),
+    ]
+    deadline = time.monotonic() + 60
+    while True:
+        proc = a.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=False)
+        if proc.returncode == 0:
+            break
+        assert time.monotonic() < deadline, proc.stderr
+        time.sleep(1)
+
+    _seed(db)
+    source = KubernetesSource(cluster="a", context="a", kubeconfig=str(a.kubeconfig))
+    seen = {d.workload["name"]: d for d in source.discover()}
+    assert seen["notebook-model"].runtime["usage"] == {"cpu": "1", "memory": "1Gi"}
+    assert seen["fraud"].runtime["usage"] == {"cpu": "250m", "memory": "512Mi"}
+    assert not any("metrics.k8s.io not served" in n for n in source.notes)
+
+    Reconciler(db, engine).scan(
+        [KubernetesSource(cluster="a", context="a", kubeconfig=str(a.kubeconfig))]
+    )
+    fraud = audit.report_models(db)
+    dep = next(m for m in fraud if m["name"] == "fraud-detector")["versions"][0]["deployments"][0]
+    assert dep["resources"] is not None
+    assert dep["resources"]["usage"] == {"cpu": "250m", "memory": "512Mi"}
