@@ -334,7 +334,7 @@ class Reconciler:
                 pending.append(self._finding("retired", _admitted_identity(entry), _retired(entry)))
             audit.mark_not_running(self.db, [e["id"] for e in gone])
         finally:
-            report.notes = list(source.notes)
+            report.notes = [*source.notes, *report.notes]
         flush()
         return report
 

@@ -3,8 +3,10 @@ metadata written back, and findings tracked across scans (first/last seen, resol
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from auditor.discovery import SourceConfigError, create_sources
 from auditor.reconcile import Reconciler
 from modelgate.inventory import audit
 from modelgate.inventory.db import Database
-from policies.engines import PolicyEngine
+from policies.engines import EvaluationError, PolicyEngine, PolicyResult
 from tests.auditor.helpers import (
     admit,
     certs,
@@ -234,3 +236,46 @@ def test_missing_manifests_directory_is_a_clear_error(tmp_path: Path) -> None:
         create_sources("manifests", {"paths": [tmp_path / "nope"]})
     with pytest.raises(SourceConfigError, match="unknown source kind"):
         create_sources("vertex", {})
+
+
+class _FailingFor:
+    """The real engine, except that it fails for one workload name (our own seam)."""
+
+    def __init__(self, inner: PolicyEngine, name: str) -> None:
+        self.inner = inner
+        self.fail_name = name
+        self.name = inner.name
+
+    @property
+    def bundle_digest(self) -> str:
+        return self.inner.bundle_digest
+
+    def ready(self) -> bool:
+        return True
+
+    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+        if policy_input["workload"]["name"] == self.fail_name:
+            raise EvaluationError("rego-cpp evaluation failed: boom")
+        return self.inner.evaluate(policy_input)
+
+    def reload_if_changed(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_evaluation_failure_is_a_note_and_the_scan_goes_on(
+    tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    snap = write_snapshot(
+        tmp_path / "c1", [deployment("first", annotations=metadata()), deployment("second")]
+    )
+    result = Reconciler(db, _FailingFor(engine, "first")).scan(
+        create_sources("manifests", {"paths": [snap]})
+    )
+    assert result.sources[0].status == "ok"
+    assert any(
+        "policy evaluation failed for Deployment ml/first" in n for n in result.sources[0].notes
+    )
+    assert {f["name"] for f in audit.scan_findings_of(db, result.scan_id)} == {"second"}
