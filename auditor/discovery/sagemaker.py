@@ -52,6 +52,7 @@ class SageMakerSource:
         self.cluster = f"sagemaker:{region}"
         self.name = f"sagemaker:{region}"
         self.notes: list[str] = []
+        self._deployed_models: set[str] = set()
         self._session = session or boto3.session.Session(profile_name=profile, region_name=region)
 
     def _client(self) -> Any:
@@ -71,9 +72,20 @@ class SageMakerSource:
     def _discover(self) -> Iterator[DiscoveredWorkload]:
         sm = self._client()
         model_cache: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self._deployed_models = set()
         for page in sm.get_paginator("list_endpoints").paginate():
             for summary in page.get("Endpoints", []):
                 yield self._endpoint(sm, summary["EndpointName"], model_cache)
+        idle = 0
+        for page in sm.get_paginator("list_models").paginate():
+            idle += sum(
+                1 for m in page.get("Models", []) if m["ModelName"] not in self._deployed_models
+            )
+        if idle:
+            self.notes.append(
+                f"{self.cluster}: {idle} SageMaker model(s) not deployed on any endpoint "
+                "(not running, not audited)"
+            )
 
     def _tags(self, sm: Any, arn: str) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -129,6 +141,7 @@ class SageMakerSource:
         instances: dict[str, int] = {}
         for variant in cfg.get("ProductionVariants") or []:
             vname = str(variant.get("VariantName") or "")
+            self._deployed_models.add(str(variant.get("ModelName") or ""))
             images, model_tags = self._model(sm, str(variant.get("ModelName") or ""), model_cache)
             for k, v in model_tags.items():
                 metadata.setdefault(k, v)

@@ -92,6 +92,11 @@ def test_endpoints_become_workloads_with_tag_metadata(
         {},
     )
 
+    sm.create_model(  # defined, never deployed: noted, not a workload
+        ModelName="draft-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/draft:0.1"},
+    )
     sources = create_sources("sagemaker", {"regions": [REGION], "endpoint_url": moto_server})
     found = list(sources[0].discover())
     by_name = {d.workload["name"]: d for d in found}
@@ -105,6 +110,10 @@ def test_endpoints_become_workloads_with_tag_metadata(
     assert churn.workload["images"] == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn:4.1"]
     assert churn.runtime["desired_replicas"] == 2
     assert churn.runtime["resources"] == {"instances": {"ml.g4dn.xlarge": "2"}}
+    assert sources[0].notes == [
+        f"sagemaker:{REGION}: 1 SageMaker model(s) not deployed on any endpoint "
+        "(not running, not audited)"
+    ]
 
     result = Reconciler(db, engine).scan(sources)
     assert result.sources[0].status == "ok"
