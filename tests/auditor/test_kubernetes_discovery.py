@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from modelgate.inventory import audit
 from modelgate.inventory.db import Database
 from policies.engines import PolicyEngine
 from tests.auditor.helpers import admit, certs, deployment, in_days, metadata, namespace
-from tests.fixtures.cluster import Cluster
+from tests.fixtures.cluster import Cluster, running_cluster
 from tests.fixtures.tools import free_port
 
 pytestmark = pytest.mark.e2e
@@ -72,8 +73,19 @@ def _owner(cluster: Cluster, api_version: str, kind: str, name: str, ns: str) ->
 
 
 @pytest.fixture(scope="module")
-def populated(kube_cluster: Cluster, kube_cluster_b: Cluster) -> tuple[Cluster, Cluster]:
-    a, b = kube_cluster, kube_cluster_b
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Cluster]]:
+    """Two control planes of our own (``start_cluster``), named ``a`` and ``b``: the CRDs and
+    objects created here cannot meet other suites' webhooks or CRDs on the shared clusters."""
+    with (
+        running_cluster(tmp_path_factory.mktemp("audit-a"), "a") as a,
+        running_cluster(tmp_path_factory.mktemp("audit-b"), "b") as b,
+    ):
+        yield a, b
+
+
+@pytest.fixture(scope="module")
+def populated(clusters: tuple[Cluster, Cluster]) -> tuple[Cluster, Cluster]:
+    a, b = clusters
     a.apply([namespace(NS_A1, {"team": "risk"}), namespace(NS_A2)])
     b.apply([namespace(NS_B)])
     a.apply(
