@@ -225,7 +225,7 @@ class Reconciler:
         reports: list[SourceReport] = []
         counts: Counter[str] = Counter()
         severities: Counter[str] = Counter()
-        scanned: list[str] = []
+        scanned: dict[str, set[str]] = {}
         workloads = models = 0
         status = "completed"
         try:
@@ -235,7 +235,8 @@ class Reconciler:
                 workloads += report.workloads
                 models += report.models
                 if report.status == "ok":
-                    scanned.append(source.cluster)
+                    skipped = set(getattr(source, "skipped_kinds", ()) or ())
+                    scanned.setdefault(source.cluster, set()).update(skipped)
                 if self.progress:
                     self.progress("source", 1)
         except BaseException:
@@ -256,7 +257,7 @@ class Reconciler:
                 scan_id,
                 sources=[r.as_dict() for r in reports],
                 summary=summary,
-                scanned_clusters=scanned if status == "completed" else [],
+                scanned_clusters=scanned if status == "completed" else {},
                 status=status,
                 finished_at=finished,
             )

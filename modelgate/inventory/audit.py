@@ -302,28 +302,34 @@ def finish_scan(
     *,
     sources: list[dict[str, Any]],
     summary: Mapping[str, Any],
-    scanned_clusters: Iterable[str],
+    scanned_clusters: Mapping[str, Iterable[str]] | Iterable[str],
     status: str = "completed",
     finished_at: datetime | None = None,
 ) -> int:
     """Close a scan; open findings of ``scanned_clusters`` it did not see become resolved.
+
+    ``scanned_clusters`` maps each completely scanned cluster to the kinds its source could
+    not list (their findings stay as they are); a plain iterable means no kind was skipped.
     Returns the number of findings resolved."""
     now = finished_at or utcnow()
-    clusters = sorted(set(scanned_clusters))
+    if isinstance(scanned_clusters, Mapping):
+        skipped = {c: sorted(set(kinds)) for c, kinds in scanned_clusters.items()}
+    else:
+        skipped = {c: [] for c in scanned_clusters}
     resolved = 0
     with db.session() as session:
         scan = session.get(ScanRun, scan_id)
         if scan is None:
             raise LookupError(f"no scan {scan_id}")
-        if clusters:
-            stale = session.scalars(
-                select(Finding).where(
-                    Finding.status == "open",
-                    Finding.cluster.in_(clusters),
-                    (Finding.last_scan_id.is_(None)) | (Finding.last_scan_id != scan_id),
-                )
+        for cluster, kinds in sorted(skipped.items()):
+            query = select(Finding).where(
+                Finding.status == "open",
+                Finding.cluster == cluster,
+                (Finding.last_scan_id.is_(None)) | (Finding.last_scan_id != scan_id),
             )
-            for f in stale:
+            if kinds:
+                query = query.where(Finding.kind.not_in(kinds))
+            for f in session.scalars(query):
                 f.status = "resolved"
                 f.resolved_at = now
                 resolved += 1

@@ -446,6 +446,11 @@ def test_forbidden_kinds_are_noted_and_never_reported_retired(
     limited = tmp_path / "limited.kubeconfig"
     limited.write_text(yaml.safe_dump(config), encoding="utf-8")
 
+    # a complete scan first: the StatefulSet "underwriter" has open findings
+    admin = KubernetesSource(cluster="a", context="a", kubeconfig=str(a.kubeconfig))
+    first = Reconciler(db, engine).scan([admin])
+    assert ("a", "underwriter", "violation") in _ours(audit.scan_findings_of(db, first.scan_id))
+
     source = KubernetesSource(cluster="a", context="a", kubeconfig=str(limited))
     result = Reconciler(db, engine).scan([source])
 
@@ -457,6 +462,9 @@ def test_forbidden_kinds_are_noted_and_never_reported_retired(
     assert ("a", "fraud", "drift") in found
     assert ("a", "gone", "retired") in found  # a Deployment: listable, so provably gone
     assert not any(name == "underwriter" for _, name, _ in found)  # StatefulSet: unknown
+    # ... and its findings from the complete scan are not resolved by the partial one
+    underwriter = [f for f in audit.findings(db) if f["name"] == "underwriter"]
+    assert underwriter and all(f["status"] == "open" for f in underwriter)
 
 
 def test_pod_metrics_become_usage_when_metrics_api_is_served(
