@@ -134,6 +134,9 @@ class ManifestsSource:
                     continue  # represented by its controller
                 if not workload["namespace"]:
                     workload["namespace"] = "default"
+                meta = doc.get("metadata")
+                if isinstance(meta, dict):
+                    meta.pop("managedFields", None)  # bulky, irrelevant to the policy
                 yield DiscoveredWorkload(
                     cluster=self.cluster,
                     source=self.name,
