@@ -538,3 +538,60 @@ def test_pod_metrics_become_usage_when_metrics_api_is_served(
     dep = next(m for m in fraud if m["name"] == "fraud-detector")["versions"][0]["deployments"][0]
     assert dep["resources"] is not None
     assert dep["resources"]["usage"] == {"cpu": "250m", "memory": "512Mi"}
+
+
+def test_in_cluster_mode_uses_the_service_account(
+    populated: tuple[Cluster, Cluster],
+    tmp_path: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the chart's CronJob runs: ``modelgate audit --in-cluster`` with a service-account
+    token and the cluster CA where a pod has them, the cluster named by MODELGATE_CLUSTER_NAME."""
+    import kubernetes.config.incluster_config as incluster
+
+    a, _ = populated
+    a.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "auditor", "namespace": "default"},
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "aud-auditor-view"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "auditor", "namespace": "default"}],
+            },
+        ]
+    )
+    token = a.kubectl("create", "token", "auditor", "-n", "default").stdout.strip()
+    secrets = tmp_path / "serviceaccount"
+    secrets.mkdir()
+    (secrets / "token").write_text(token, encoding="utf-8")
+    (secrets / "ca.crt").write_bytes(a.ca.read_bytes())
+    # where a pod finds them: the kubelet's mount and the service environment
+    monkeypatch.setattr(incluster, "SERVICE_TOKEN_FILENAME", str(secrets / "token"))
+    monkeypatch.setattr(incluster, "SERVICE_CERT_FILENAME", str(secrets / "ca.crt"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", a.server.rsplit(":", 1)[1])
+    monkeypatch.setenv("MODELGATE_CLUSTER_NAME", "prod-eu")
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+
+    result = CliRunner().invoke(
+        main,
+        ["audit", "--in-cluster", "--export", str(tmp_path / "e.json"), "--no-progress"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "kubernetes:prod-eu: ok" in result.output
+    doc = json.loads((tmp_path / "e.json").read_text(encoding="utf-8"))
+    assert ("prod-eu", "ranker", "orphan") in {
+        (f["cluster"], f["name"], f["type"]) for f in doc["findings"]
+    }
