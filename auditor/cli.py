@@ -165,6 +165,15 @@ def write_outputs(
         click.echo(f"report: {report} (PDF/A-3b, export sha256 {digest})")
 
 
+def _write_outputs_or_fail(db: Any, scan_id: int, **kwargs: Any) -> None:
+    from modelgate.inventory.db import InventoryError
+
+    try:
+        write_outputs(db, scan_id, **kwargs)
+    except InventoryError as e:
+        _fail(str(e), EXIT_FAILURE)
+
+
 def summarize(result: ScanResult) -> str:
     counts = ", ".join(f"{t} {result.counts.get(t, 0)}" for t in FINDING_TYPES)
     lines = [
@@ -172,7 +181,7 @@ def summarize(result: ScanResult) -> str:
         f"{len(result.sources)} sources; findings: {counts}; resolved {result.resolved}"
     ]
     for s in result.sources:
-        state = "ok" if s.status == "ok" else f"UNREACHABLE: {s.error}"
+        state = "ok" if s.status == "ok" else f"{s.status.upper()}: {s.error}"
         lines.append(f"  {s.name}: {state} ({s.workloads} workloads, {s.models} models)")
         lines.extend(f"    note: {n}" for n in s.notes[:20])
     return "\n".join(lines)
@@ -353,7 +362,7 @@ def audit_command(
                 bar.close()
             click.echo(summarize(result))
             when = result.started_at
-            write_outputs(
+            _write_outputs_or_fail(
                 db,
                 result.scan_id,
                 report=_out_path(report_path, result.scan_id, when),
@@ -412,7 +421,7 @@ def report_command(
             )
         show = sys.stderr.isatty() if progress is None else progress
         now = datetime.now(UTC)
-        write_outputs(
+        _write_outputs_or_fail(
             db,
             scan["id"],
             report=_out_path(report_path, scan["id"], now),

@@ -33,7 +33,7 @@ import yaml
 
 from auditor.discovery.base import DiscoveredWorkload, DiscoverySource, SourceUnreachable
 from modelgate.inventory import audit
-from modelgate.inventory.db import Database
+from modelgate.inventory.db import Database, InventoryError
 from modelgate.policy_input import build_input, synthesize_request
 from policies.engines.base import PolicyEngine, PolicyError, PolicyResult
 
@@ -303,9 +303,15 @@ class Reconciler:
 
         try:
             for found in source.discover():
-                report.workloads += 1
                 key = (found.workload["namespace"], found.workload["kind"], found.workload["name"])
+                if key in seen:
+                    report.notes.append(
+                        f"duplicate {key[1]} {key[0]}/{key[2]} in {source.name}: "
+                        "the later copy was ignored"
+                    )
+                    continue
                 seen.add(key)
+                report.workloads += 1
                 entry = admitted.get(key)
                 if entry is not None and entry["status"] != "deleted":
                     runtime.append(_runtime_update(found))
@@ -321,6 +327,12 @@ class Reconciler:
             report.status = "unreachable"
             report.error = str(e)
             log.warning("source %s unreachable: %s", source.name, e)
+        except InventoryError:
+            raise  # the database, not the source: the scan cannot go on
+        except Exception as e:  # a source's own bug or an unexpected client error
+            report.status = "failed"
+            report.error = f"{type(e).__name__}: {e}"
+            log.exception("source %s failed", source.name)
         else:
             # kinds a source could not list (e.g. forbidden) cannot prove anything retired
             skipped: set[str] = set(getattr(source, "skipped_kinds", ()) or ())

@@ -11,6 +11,7 @@ not see it marks it ``resolved``; seeing a resolved finding again reopens it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, TypedDict
 
@@ -29,7 +30,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, selectinload
 
 from modelgate.inventory.base import Base, JSONType, UTCDateTime, utcnow
-from modelgate.inventory.db import Database, DatabaseUnavailable, classify, redact
+from modelgate.inventory.db import (
+    Database,
+    DatabaseUnavailable,
+    InventoryError,
+    classify,
+    redact,
+)
 from modelgate.inventory.models import (
     Decision,
     Deployment,
@@ -162,6 +169,19 @@ class RuntimeUpdate(TypedDict):
     resources: dict[str, Any]
 
 
+@contextmanager
+def _guard(db: Database) -> Iterator[None]:
+    """Database errors as :class:`InventoryError` (one line, password redacted)."""
+    try:
+        yield
+    except (exc.OperationalError, exc.ProgrammingError) as e:
+        raise classify(e, db.url) from e
+    except exc.InterfaceError as e:
+        raise DatabaseUnavailable(f"database {redact(db.url)} unavailable: {e}") from e
+    except exc.SQLAlchemyError as e:
+        raise InventoryError(f"audit data could not be written to {redact(db.url)}: {e}") from e
+
+
 def fingerprint(f: Mapping[str, Any]) -> str:
     return "|".join(str(f[k]) for k in ("type", "cluster", "namespace", "kind", "name"))
 
@@ -247,7 +267,7 @@ def record_findings(
         unique[fingerprint(f)] = f
     keys = list(unique)
     for chunk in _chunks(keys):
-        with db.session() as session:
+        with _guard(db), db.session() as session:
             existing = {
                 f.fingerprint: f
                 for f in session.scalars(select(Finding).where(Finding.fingerprint.in_(chunk)))
@@ -275,10 +295,17 @@ def record_findings(
                 row.last_scan_id = scan_id
                 rows.append(row)
             session.flush()
-            session.execute(
-                scan_findings.insert(),
-                [{"scan_id": scan_id, "finding_id": r.id} for r in rows],
+            ids = [r.id for r in rows]
+            linked = set(
+                session.scalars(
+                    select(scan_findings.c.finding_id).where(
+                        scan_findings.c.scan_id == scan_id, scan_findings.c.finding_id.in_(ids)
+                    )
+                )
             )
+            new_links = [{"scan_id": scan_id, "finding_id": i} for i in ids if i not in linked]
+            if new_links:
+                session.execute(scan_findings.insert(), new_links)
 
 
 def _columns(data: FindingInput) -> dict[str, Any]:
@@ -317,7 +344,7 @@ def finish_scan(
     else:
         skipped = {c: [] for c in scanned_clusters}
     resolved = 0
-    with db.session() as session:
+    with _guard(db), db.session() as session:
         scan = session.get(ScanRun, scan_id)
         if scan is None:
             raise LookupError(f"no scan {scan_id}")
@@ -429,7 +456,7 @@ def update_runtime(db: Database, updates: Sequence[RuntimeUpdate], seen_at: date
     matched = 0
     for chunk in _chunks(updates):
         by_key = {(u["cluster"], u["namespace"], u["kind"], u["name"]): u for u in chunk}
-        with db.session() as session:
+        with _guard(db), db.session() as session:
             clusters = {u["cluster"] for u in chunk}
             names = {u["name"] for u in chunk}
             for dep in session.scalars(
@@ -453,7 +480,7 @@ def update_runtime(db: Database, updates: Sequence[RuntimeUpdate], seen_at: date
 def mark_not_running(db: Database, deployment_ids: Sequence[int]) -> None:
     """Deployments a successful scan did not find (retired) get status ``not-running``."""
     for chunk in _chunks(deployment_ids):
-        with db.session() as session:
+        with _guard(db), db.session() as session:
             for dep in session.scalars(select(Deployment).where(Deployment.id.in_(chunk))):
                 if dep.status != "deleted":
                     dep.status = "not-running"

@@ -46,6 +46,8 @@ class StaticSource:
         for i, obj in enumerate(self.objects):
             if self.fail_after is not None and i >= self.fail_after:
                 raise SourceUnreachable(f"{self.name}: connection reset after {i} objects")
+            if obj.get("kind") == "Crash":
+                raise RuntimeError("plugin bug")
             workload = extract_workload(obj)
             yield DiscoveredWorkload(
                 cluster=self.cluster,
@@ -113,3 +115,24 @@ def test_source_spec_parsing() -> None:
         parse_source_spec("vertex:project")
     with pytest.raises(SourceConfigError, match="expected KIND"):
         parse_source_spec(":x=1")
+
+
+def test_a_crashing_source_fails_alone_and_duplicates_are_ignored(
+    db: Database, engine: PolicyEngine
+) -> None:
+    crashing = StaticSource("lab", [OBJECTS[0], {"kind": "Crash"}], None)
+    duplicated = StaticSource("lab2", [OBJECTS[0], OBJECTS[1], OBJECTS[0]], None)
+    result = Reconciler(db, engine).scan([crashing, duplicated])
+
+    assert [(s.cluster, s.status) for s in result.sources] == [("lab", "failed"), ("lab2", "ok")]
+    assert result.sources[0].error == "RuntimeError: plugin bug"
+    assert any("duplicate Deployment lab/lab-model" in n for n in result.sources[1].notes)
+    assert result.sources[1].workloads == 2
+    found = sorted(
+        (f["cluster"], f["name"], f["type"]) for f in audit.scan_findings_of(db, result.scan_id)
+    )
+    assert found == [
+        ("lab", "lab-model", "orphan"),
+        ("lab2", "lab-model", "orphan"),
+        ("lab2", "lab-other", "orphan"),
+    ]
