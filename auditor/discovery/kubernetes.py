@@ -206,10 +206,18 @@ class KubernetesSource:
     def _discover(self) -> Iterator[DiscoveredWorkload]:
         self._get("/version")
         namespaces: dict[str, dict[str, str]] = {}
-        for ns_obj in self._list("/api/v1/namespaces"):
-            meta = ns_obj.get("metadata") or {}
-            labels = meta.get("labels") or {}
-            namespaces[str(meta.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+        try:
+            for ns_obj in self._list("/api/v1/namespaces"):
+                meta = ns_obj.get("metadata") or {}
+                labels = meta.get("labels") or {}
+                namespaces[str(meta.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+        except ApiException as e:
+            if e.status not in (401, 403):
+                raise
+            self.notes.append(
+                f"{self.cluster}: cannot list namespaces (HTTP {e.status}); namespace labels "
+                "unknown, the default enforcement was assumed"
+            )
 
         versions: dict[str, str] = {}
         for kind, product in CRD_KINDS.items():

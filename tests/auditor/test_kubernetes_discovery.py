@@ -410,7 +410,7 @@ def test_forbidden_kinds_are_noted_and_never_reported_retired(
 ) -> None:
     a, _ = populated
     _seed(db)
-    # a user that may list namespaces, pods and deployments only
+    # a user that may list pods and deployments only (not even namespaces)
     a.apply(
         [
             {
@@ -418,7 +418,7 @@ def test_forbidden_kinds_are_noted_and_never_reported_retired(
                 "kind": "ClusterRole",
                 "metadata": {"name": "aud-limited"},
                 "rules": [
-                    {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["list"]},
+                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
                     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
                 ],
             },
@@ -458,6 +458,7 @@ def test_forbidden_kinds_are_noted_and_never_reported_retired(
     assert {"StatefulSet", "ReplicaSet", "Job"} <= source.skipped_kinds
     assert "Deployment" not in source.skipped_kinds
     assert any("cannot list StatefulSet" in n for n in result.sources[0].notes)
+    assert any("cannot list namespaces" in n for n in result.sources[0].notes)
     found = _ours(audit.scan_findings_of(db, result.scan_id))
     assert ("a", "fraud", "drift") in found
     assert ("a", "gone", "retired") in found  # a Deployment: listable, so provably gone
