@@ -182,6 +182,18 @@ def test_audit_writes_export_csv_and_a_valid_pdfa_report(scenario: Path, tmp_pat
     ):
         assert needle in flat, needle
 
+    # charts are vector graphics (no raster image in the file); fonts are the shipped ones,
+    # embedded
+    images = subprocess.run(
+        [tool("pdfimages"), "-list", str(pdf)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(images) == 2, images  # the two header lines only
+    fonts = subprocess.run(
+        [tool("pdffonts"), str(pdf)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[2:]
+    assert fonts and all("+MG-" in line for line in fonts), fonts  # our @font-face families
+    assert all(line.split()[-5] == "yes" for line in fonts), fonts  # the "emb" column
+
     detached = tmp_path / "detached"
     detached.mkdir()
     subprocess.run(
