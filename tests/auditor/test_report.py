@@ -291,3 +291,16 @@ def test_progress_bar_goes_to_stderr(scenario: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "scanning" in result.stderr
     assert "scanning" not in result.stdout
+
+
+def test_verapdf_wrapper_rejects_a_plain_pdf(tmp_path: Path) -> None:
+    """The validator the report test relies on does fail non-archival PDFs."""
+    import weasyprint
+
+    plain = tmp_path / "plain.pdf"
+    weasyprint.HTML(string="<p>not archival</p>").write_pdf(str(plain))
+    check = subprocess.run(
+        [tool("verapdf"), str(plain)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert check.stdout.startswith("FAIL")
