@@ -283,6 +283,8 @@ def audit_command(
     """Discover model workloads, reconcile them with the inventory, record findings and write
     reports."""
     period = parse_interval(interval) if interval else None
+    if period is not None and fail_on:
+        _fail("--fail-on gates one scan; it cannot be combined with --interval", EXIT_USAGE)
     try:
         settings = Settings.from_env()
     except SettingsError as e:

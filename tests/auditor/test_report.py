@@ -231,6 +231,8 @@ def test_bad_invocations_are_clear_errors(
     assert bad_dir.exit_code == 2
     bad_interval = _run("audit", "--manifests", str(tmp_path), "--interval", "soon")
     assert bad_interval.exit_code == 2 and "not a duration" in bad_interval.output
+    both = _run("audit", "--manifests", str(tmp_path), "--interval", "1h", "--fail-on", "high")
+    assert both.exit_code == 2 and "cannot be combined with --interval" in both.output
     no_output = _run("report")
     assert no_output.exit_code == 2 and "nothing to write" in no_output.output
 
