@@ -5,7 +5,9 @@ OPA_VERSION="${OPA_VERSION:-1.22.3}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="$ROOT/.tools/bin"
 mkdir -p "$BIN"
-if [ -x "$BIN/opa" ] && "$BIN/opa" version 2>/dev/null | grep -qx "Version: ${OPA_VERSION}"; then
+# read the version into a variable first: `opa version | grep -q` under pipefail can fail with SIGPIPE
+installed_version() { [ -x "$BIN/opa" ] && "$BIN/opa" version 2>/dev/null | sed -n 's/^Version: //p' || true; }
+if [ "$(installed_version)" = "${OPA_VERSION}" ]; then
   echo "opa ${OPA_VERSION}: ok (cached)"
   exit 0
 fi
@@ -15,6 +17,6 @@ export GOFLAGS="${GOFLAGS:-} -trimpath"
 # a version-stamped build, so `opa version` reports the pinned release
 nice go install -ldflags "-X github.com/open-policy-agent/opa/v1/version.Version=${OPA_VERSION}" \
   "github.com/open-policy-agent/opa@v${OPA_VERSION}"
-"$BIN/opa" version | head -n 1
-"$BIN/opa" version | grep -qx "Version: ${OPA_VERSION}" || { echo "opa reports an unexpected version" >&2; exit 1; }
+got="$(installed_version)"
+[ "$got" = "${OPA_VERSION}" ] || { echo "opa reports an unexpected version: ${got:-none}" >&2; exit 1; }
 echo "opa ${OPA_VERSION}: installed"

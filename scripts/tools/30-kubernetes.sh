@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MOD="$ROOT/scripts/tools/k8s"
 BIN="$ROOT/.tools/bin"
 # the release pinned by the build module's go.mod (single source of truth)
-K8S_VERSION="$(grep -Eo '^[[:space:]]*k8s\.io/kubernetes v[0-9][^ ]*' "$MOD/go.mod" | awk '{print $2}' | head -n 1)"
+K8S_VERSION="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v[0-9]/ {print $2; exit}' "$MOD/go.mod")"
 [ -n "$K8S_VERSION" ] || { echo "cannot read the k8s.io/kubernetes version from $MOD/go.mod" >&2; exit 1; }
 mkdir -p "$BIN"
 

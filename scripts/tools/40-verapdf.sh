@@ -47,5 +47,5 @@ exit \$status
 WRAP
 chmod +x "$BIN/verapdf.new"
 if ! cmp -s "$BIN/verapdf.new" "$BIN/verapdf" 2>/dev/null; then mv "$BIN/verapdf.new" "$BIN/verapdf"; else rm -f "$BIN/verapdf.new"; fi
-"$BIN/verapdf" --raw --version | head -n 1
+vout="$("$BIN/verapdf" --raw --version 2>&1 || true)"; echo "${vout%%$'\n'*}"
 echo "verapdf ${VERAPDF_VERSION}: ok"
