@@ -22,9 +22,10 @@ violations contains msg if {
 violations contains msg if {
 	lib.status == "pending-review"
 	msg := concat("", [
-		"annotation ", status_key, " is \"pending-review\": such models are admitted only in namespaces labelled ",
+		"annotation ", status_key, " is \"pending-review\": the model is not approved yet ",
+		"(unapproved models run only in namespaces labelled ",
 		lib.q(concat("", [config.enforcement_label, "=warn"])),
-		"; complete the review and set the annotation to \"approved\"",
+		"); complete the review and set the annotation to \"approved\"",
 	])
 }
 

@@ -16,7 +16,7 @@ test_rejected_denied if {
 
 test_pending_review_is_violation_naming_warn_label if {
 	inp := testing.model(testing.with_md({"compliance-status": "pending-review"}))
-	compliance.violations == {"annotation \"modelgate.dev/compliance-status\" is \"pending-review\": such models are admitted only in namespaces labelled \"modelgate.dev/enforcement=warn\"; complete the review and set the annotation to \"approved\""} with input as inp
+	compliance.violations == {"annotation \"modelgate.dev/compliance-status\" is \"pending-review\": the model is not approved yet (unapproved models run only in namespaces labelled \"modelgate.dev/enforcement=warn\"); complete the review and set the annotation to \"approved\""} with input as inp
 }
 
 test_exempt_without_reason_denied if {
