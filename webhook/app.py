@@ -80,6 +80,28 @@ STATE_KEY = "modelgate"
 READY_PROBE_TIMEOUT_SECONDS = 0.8
 
 
+#: An oversized body is read and dropped up to this many bytes before the 413 is sent.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def _drain_body(environ: Mapping[str, Any], limit: int) -> None:
+    stream = environ.get("wsgi.input")
+    try:
+        remaining = min(int(environ.get("CONTENT_LENGTH") or 0), limit)
+    except ValueError:
+        return
+    if stream is None or remaining <= 0:
+        return
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        return
+
+
 class EventRecorder(Protocol):
     """What the webhook needs from the inventory recorder (non-blocking ``submit``)."""
 
@@ -532,6 +554,12 @@ def create_app(
         message = e.description or e.name
         if code == 413:
             message = f"request body exceeds the limit of {settings.max_request_bytes} bytes"
+            # read (and drop) what the client is still sending, bounded, so it gets the 413
+            # instead of a connection reset from unread data on close
+            _drain_body(request.environ, DRAIN_LIMIT_BYTES)
+            response = jsonify(error=message)
+            response.headers["Connection"] = "close"
+            return response, code
         return jsonify(error=message), code
 
     def validate(enforcement: Enforcement | None) -> tuple[Response, int]:
