@@ -39,6 +39,7 @@ class Settings:
     max_request_bytes: int = 3 * 1024 * 1024
     log_level: str = "INFO"
     spool_dir: Path | None = None
+    auto_migrate: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -74,6 +75,17 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in loaded.items()}
 
 
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
 def _convert(name: str, raw: Any) -> Any:
     try:
         if name in ("policy_dir", "spool_dir"):
@@ -82,6 +94,8 @@ def _convert(name: str, raw: Any) -> Any:
             return float(raw)
         if name == "max_request_bytes":
             return int(raw)
+        if name == "auto_migrate":
+            return _bool(raw)
     except (TypeError, ValueError) as e:
         raise SettingsError(f"setting {name} has an invalid value {raw!r}") from e
     if name == "policy_engine" and raw not in ("embedded", "opa"):

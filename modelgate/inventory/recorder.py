@@ -33,12 +33,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exc, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from modelgate.events import AdmissionEvent
-from modelgate.inventory.db import Database, DatabaseUnavailable, is_connectivity_error
+from modelgate.inventory import migrate
+from modelgate.inventory.db import (
+    Database,
+    DatabaseUnavailable,
+    SchemaMissing,
+    classify,
+    is_connectivity_error,
+    redact,
+)
 from modelgate.inventory.models import (
     Certification,
     Dataset,
@@ -505,8 +513,13 @@ class Recorder:
         max_backlog: int = 1_000_000,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        auto_migrate: bool | None = None,
     ) -> None:
         settings = settings or Settings.from_env()
+        # an empty database gets the schema on first write (`modelgate db upgrade` is the
+        # explicit way; the Helm chart runs it as a hook); tried once per recorder
+        self.auto_migrate = settings.auto_migrate if auto_migrate is None else auto_migrate
+        self._migration_tried = False
         self.db = database or Database(url or settings.database_url)
         spool_path = spool_dir if spool_dir is not None else settings.spool_dir
         self.spool: Spool | None = None
@@ -714,6 +727,9 @@ class Recorder:
                 self._healthy = True
                 backoff = self.initial_backoff
             except Exception as e:
+                if self._migrate_if_schema_missing(e):
+                    self._keep(e.remaining if isinstance(e, _Unavailable) else batch)
+                    continue
                 self._healthy = False
                 if isinstance(e, _Unavailable):
                     self._keep(e.remaining)  # what was written is counted already
@@ -732,6 +748,24 @@ class Recorder:
                 backoff = min(backoff * 2, self.max_backoff)
             finally:
                 batch = []
+
+    def _migrate_if_schema_missing(self, error: Exception) -> bool:
+        """Create the schema (``upgrade head``) when the tables are missing. True if it did."""
+        if not self.auto_migrate or self._migration_tried:
+            return False
+        cause = error.__cause__ if isinstance(error, _Unavailable) else error
+        if not isinstance(cause, exc.DBAPIError):
+            return False
+        if not isinstance(classify(cause, self.db.url), SchemaMissing):
+            return False
+        self._migration_tried = True
+        try:
+            migrate.upgrade(self.db.url)
+        except Exception as e2:
+            log.error("inventory schema missing and `db upgrade` failed: %s", _one_line(e2))
+            return False
+        log.info("inventory schema was missing: migrated %s to head", redact(self.db.url))
+        return True
 
     def _keep(self, items: list[_Item]) -> None:
         if not items:

@@ -34,6 +34,7 @@ from tests.inventory.conftest import EventFactory, model_manifest
 def _recorder(url: str, **kwargs: Any) -> Recorder:
     kwargs.setdefault("initial_backoff", 0.05)
     kwargs.setdefault("max_backoff", 0.5)
+    kwargs.setdefault("auto_migrate", False)  # these tests migrate explicitly
     return Recorder(Settings(database_url=url), **kwargs)
 
 
@@ -657,3 +658,34 @@ def test_a_database_outage_during_one_by_one_writes_neither_loses_nor_double_cou
     assert _count(db, Decision) == 3
     with db.read() as s:
         assert sorted(d["name"] for d in queries.deployments(s)) == ["first", "second"]
+
+
+def test_an_empty_database_gets_its_schema_on_the_first_write(
+    empty_url: str, make_event: EventFactory
+) -> None:
+    rec = _recorder(empty_url, auto_migrate=True)
+    try:
+        _submit_all(rec, [make_event(name="first"), make_event(name="second")])
+    finally:
+        rec.close()
+    assert migrate.current(empty_url) == migrate.head()
+    db = Database(empty_url)
+    try:
+        assert _count(db, Deployment) == 2
+        assert _count(db, Decision) == 2
+    finally:
+        db.dispose()
+
+
+def test_without_auto_migrate_events_wait_for_db_upgrade(
+    empty_url: str, make_event: EventFactory
+) -> None:
+    rec = _recorder(empty_url, auto_migrate=False)
+    try:
+        rec.submit(make_event(name="waiting"))
+        assert not rec.flush(1.0)
+        assert migrate.current(empty_url) is None
+        migrate.upgrade(empty_url)
+        assert rec.flush(30), rec.stats()
+    finally:
+        rec.close()
