@@ -12,16 +12,7 @@ from click.testing import CliRunner, Result
 
 from modelgate.cli import main
 from modelgate.evaluate import InputError, load_manifests, skip_reason
-
-P = "modelgate.dev/"
-COMPLIANT = {
-    P + "model-name": "fraud-detector",
-    P + "model-version": "1.4.2",
-    P + "owner": "risk-ml@example.com",
-    P + "training-date": "2025-03-14",
-    P + "training-data": "s3://datasets/fraud/2025-03.parquet",
-    P + "compliance-status": "approved",
-}
+from tests.webhook.reviews import COMPLIANT, P
 
 
 def model(name: str, annotations: dict[str, str], namespace: str | None = "ml") -> dict[str, Any]:

@@ -19,20 +19,10 @@ from modelgate.inventory.migrate import upgrade
 from modelgate.inventory.recorder import Recorder
 from modelgate.settings import Settings
 from policies.engines import create_engine
-from tests.webhook.reviews import deployment, review
+from tests.webhook.reviews import COMPLIANT, deployment, review
 from webhook.app import app_state, create_app
 
 pytestmark = pytest.mark.benchmark
-
-P = "modelgate.dev/"
-COMPLIANT = {
-    P + "model-name": "fraud-detector",
-    P + "model-version": "1.4.2",
-    P + "owner": "risk-ml@example.com",
-    P + "training-date": "2025-03-14",
-    P + "training-data": "s3://datasets/fraud/2025-03.parquet",
-    P + "compliance-status": "approved",
-}
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,18 @@ COMPLETE = {
 }
 
 
+#: The required annotations of a compliant limited-tier model.
+P = "modelgate.dev/"
+COMPLIANT = {
+    P + "model-name": "fraud-detector",
+    P + "model-version": "1.4.2",
+    P + "owner": "risk-ml@example.com",
+    P + "training-date": "2025-03-14",
+    P + "training-data": "s3://datasets/fraud/2025-03.parquet",
+    P + "compliance-status": "approved",
+}
+
+
 def deployment(
     name: str = "fraud",
     namespace: str | None = "ml",

@@ -20,21 +20,13 @@ from modelgate.inventory.recorder import Recorder
 from modelgate.settings import DEFAULT_POLICY_DIR, Settings
 from policies.engines import create_engine
 from tests.fixtures.tools import free_port
+from tests.webhook.reviews import COMPLIANT, P
 from webhook.app import app_state, create_app
 
 from .reviews import deployment, review
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples" / "manifests"
-P = "modelgate.dev/"
-COMPLIANT = {
-    P + "model-name": "fraud-detector",
-    P + "model-version": "1.4.2",
-    P + "owner": "risk-ml@example.com",
-    P + "training-date": "2025-03-14",
-    P + "training-data": "s3://datasets/fraud/2025-03.parquet",
-    P + "compliance-status": "approved",
-}
 
 
 @pytest.fixture

@@ -17,20 +17,11 @@ import requests
 from modelgate.inventory import queries
 from modelgate.inventory.db import Database
 from tests.fixtures.tools import free_port
+from tests.webhook.reviews import COMPLIANT, P
 from webhook.tls import DevCertificates, write_dev_certificates
 
 from .reviews import deployment, review
 from .test_tls import served_common_name
-
-P = "modelgate.dev/"
-COMPLIANT = {
-    P + "model-name": "fraud-detector",
-    P + "model-version": "1.4.2",
-    P + "owner": "risk-ml@example.com",
-    P + "training-date": "2025-03-14",
-    P + "training-data": "s3://datasets/fraud/2025-03.parquet",
-    P + "compliance-status": "approved",
-}
 
 
 @dataclass
