@@ -27,7 +27,7 @@ from tests.auditor.helpers import (
     namespace,
     write_snapshot,
 )
-from tests.fixtures.tools import tool
+from tests.fixtures.tools import free_port, tool
 
 FINDING_KEYS = {
     "type",
@@ -306,3 +306,79 @@ def test_verapdf_wrapper_rejects_a_plain_pdf(tmp_path: Path) -> None:
     )
     assert check.returncode == 1, check.stdout + check.stderr
     assert check.stdout.startswith("FAIL")
+
+
+def test_report_shows_an_unreachable_cluster_and_expiring_certifications(
+    tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreachable cluster is named in the scan output, the export, sources.csv and the
+    PDF (cover scope and the sources table); the rest of the scan is reported as usual."""
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    scorer = deployment(
+        "scorer",
+        annotations=metadata(
+            model_name="credit-scorer",
+            risk_tier="high",
+            model_card="https://models.example.com/credit-scorer",
+            certifications=certs(("ISO-42001", in_days(10))),
+        ),
+    )
+    admit(db, "prod", scorer)
+    snap = write_snapshot(tmp_path / "snapshots" / "prod", [namespace("ml"), scorer])
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "gone", "cluster": {"server": f"https://127.0.0.1:{free_port()}"}}
+                ],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "staging", "context": {"cluster": "gone", "user": "u"}}],
+                "current-context": "staging",
+            }
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = _run(
+        "audit",
+        "--manifests",
+        str(snap),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        "staging",
+        "--report",
+        str(out / "audit.pdf"),
+        "--export",
+        str(out / "audit.json"),
+        "--csv",
+        str(out / "csv"),
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert "kubernetes:staging: UNREACHABLE" in result.output
+
+    doc = json.loads((out / "audit.json").read_text(encoding="utf-8"))
+    assert doc["scan"]["clusters"] == ["prod", "staging"]
+    assert doc["scan"]["summary"]["unreachable"] == ["kubernetes:staging"]
+    assert [(f["name"], f["type"]) for f in doc["findings"]] == [
+        ("scorer", "expiring-certification")
+    ]
+    with (out / "csv" / "sources.csv").open(encoding="utf-8") as fh:
+        states = {r["name"]: r["status"] for r in csv.DictReader(fh)}
+    assert states == {"manifests:prod": "ok", "kubernetes:staging": "unreachable"}
+
+    text = subprocess.run(
+        [tool("pdftotext"), "-layout", str(out / "audit.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    flat = " ".join(text.split())
+    assert "kubernetes:staging (unreachable)" in flat  # the cover's scope
+    assert "unreachable: cluster staging is unreachable" in flat  # the sources table
+    assert "expiring-certification" in flat
+    assert "certification 'ISO-42001' expires on" in flat
