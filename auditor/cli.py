@@ -231,12 +231,17 @@ def summarize(result: ScanResult) -> str:
     metavar="PATH.pdf",
     help="Write the PDF/A-3b report ({scan_id}, {timestamp} placeholders allowed).",
 )
-@click.option("--export", "export_path", metavar="PATH.json", help="Write the JSON export.")
+@click.option(
+    "--export",
+    "export_path",
+    metavar="PATH.json",
+    help="Write the JSON export (scan, models, findings, ...; same placeholders).",
+)
 @click.option(
     "--csv",
     "csv_dir",
     metavar="DIR",
-    help="Write findings.csv, models.csv and sources.csv into DIR.",
+    help="Write findings.csv, models.csv and sources.csv into DIR (same placeholders).",
 )
 @click.option(
     "--source",
@@ -281,7 +286,20 @@ def audit_command(
     progress: bool | None,
 ) -> None:
     """Discover model workloads, reconcile them with the inventory, record findings and write
-    reports."""
+    reports.
+
+    Each workload is evaluated by the policy bundle (mode "audit") and matched against the
+    inventory by (cluster, namespace, kind, name). Finding types: orphan, violation, drift,
+    retired, expiring-certification, missing-metadata. An unreachable cluster or account is
+    reported in the summary, the export and the report; the rest of the scan goes on.
+
+    \b
+    Exit codes:
+      0  scan done (and no finding at or above --fail-on)
+      1  findings of the --fail-on severity or worse exist
+      2  bad input (options, paths, unknown context)
+      3  database, policy bundle or report failure
+    """
     period = parse_interval(interval) if interval else None
     if period is not None and fail_on:
         _fail("--fail-on gates one scan; it cannot be combined with --interval", EXIT_USAGE)
@@ -389,9 +407,16 @@ def audit_command(
 
 @click.command("report")
 @click.option("--scan", "scan_id", type=int, help="Scan id (default: the latest scan).")
-@click.option("--report", "report_path", metavar="PATH.pdf", help="Write the PDF/A-3b report.")
+@click.option(
+    "--report",
+    "report_path",
+    metavar="PATH.pdf",
+    help="Write the PDF/A-3b report ({scan_id}, {timestamp} placeholders allowed).",
+)
 @click.option("--export", "export_path", metavar="PATH.json", help="Write the JSON export.")
-@click.option("--csv", "csv_dir", metavar="DIR", help="Write CSV files into DIR.")
+@click.option(
+    "--csv", "csv_dir", metavar="DIR", help="Write findings.csv, models.csv, sources.csv into DIR."
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
 def report_command(
     scan_id: int | None,
@@ -400,7 +425,14 @@ def report_command(
     csv_dir: str | None,
     progress: bool | None,
 ) -> None:
-    """Render the report (and exports) of an earlier scan."""
+    """Render the report (and exports) of an earlier scan.
+
+    The findings are those the scan saw, with their status as it is now (a finding resolved
+    by a later scan shows as resolved); the inventory is the current one.
+
+    \b
+    Exit codes: 0 written, 2 bad input or unknown scan, 3 database or report failure.
+    """
     from modelgate.inventory import audit
     from modelgate.inventory.db import InventoryError
 

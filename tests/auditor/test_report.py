@@ -382,3 +382,16 @@ def test_report_shows_an_unreachable_cluster_and_expiring_certifications(
     assert "unreachable: cluster staging is unreachable" in flat  # the sources table
     assert "expiring-certification" in flat
     assert "certification 'ISO-42001' expires on" in flat
+
+
+def test_help_lists_finding_types_severities_and_exit_codes() -> None:
+    from auditor.reconcile import FINDING_TYPES, SEVERITIES
+
+    audit_help = " ".join(_run("audit", "--help").output.split())
+    for word in (*FINDING_TYPES, *SEVERITIES, "--interval", "--fail-on", "--page-size"):
+        assert word in audit_help, word
+    assert "Exit codes: 0 scan done" in audit_help
+    assert "1 findings of the --fail-on severity or worse exist" in audit_help
+    report_help = " ".join(_run("report", "--help").output.split())
+    assert "--scan INTEGER Scan id (default: the latest scan)" in report_help
+    assert "Exit codes: 0 written, 2 bad input or unknown scan" in report_help
