@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from auditor.discovery.kubernetes import KubernetesSource
 from tests.charts.helm import CHART, CI_VALUES, helm, render
 from tests.fixtures.cluster import Cluster
 
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.e2e
 CERT_MANAGER_CRDS = Path(__file__).parent / "crds" / "cert-manager.yaml"
 # the auditor's ClusterRole names these kinds: `kubectl auth can-i` needs them served
 MODEL_CRDS = Path(__file__).parent.parent / "e2e" / "crds" / "kserve-seldon.yaml"
+# metrics.k8s.io, which the auditor lists for pod usage
+POD_METRICS_CRD = Path(__file__).parent / "crds" / "pod-metrics.yaml"
 # real objects on the shared test cluster must not intercept other tests' requests
 NEVER = {"matchLabels": {"modelgate.dev/chart-test": "never-matches"}}
 # kinds whose objects would run pods in a real cluster
@@ -177,3 +180,28 @@ def test_auditor_service_account_is_read_only(
         check=False,
     )
     assert proc.stdout.strip() == ("yes" if allowed else "no"), proc.stdout + proc.stderr
+
+
+def test_auditor_role_covers_every_list_the_auditor_makes(
+    installed: tuple[Cluster, str, str],
+) -> None:
+    """The chart's auditor identity runs a real discovery with nothing forbidden: every
+    workload kind (KServe and Seldon included) and the pod metrics behind the usage columns."""
+    cluster, ns, release = installed
+    cluster.kubectl("apply", "-f", str(POD_METRICS_CRD))
+    try:
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "-f", str(POD_METRICS_CRD)
+        )
+        identity = f"system:serviceaccount:{ns}:{release}-modelgate-auditor"
+        source = KubernetesSource(
+            cluster="chart", kubeconfig=str(cluster.user_kubeconfig(identity))
+        )
+        list(source.discover())
+        assert source.skipped_kinds == set(), source.notes
+        blocked = [n for n in source.notes if "cannot list" in n or "unavailable" in n]
+        assert not blocked, blocked
+        # each API group was really served, so each list above went through RBAC
+        assert not [n for n in source.notes if "not served" in n or "not installed" in n]
+    finally:
+        cluster.kubectl("delete", "-f", str(POD_METRICS_CRD), "--ignore-not-found", check=False)

@@ -447,7 +447,8 @@ def test_auditor_cronjob_uses_a_read_only_cluster_role() -> None:
     resources = {
         (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
     }
-    assert resources == WORKLOAD_KINDS | {("", "namespaces")}
+    # namespaces for their enforcement labels, pod metrics for the usage columns of the report
+    assert resources == WORKLOAD_KINDS | {("", "namespaces"), ("metrics.k8s.io", "pods")}
     binding = one(objs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
