@@ -109,7 +109,10 @@ def test_stop_ends_etcd_and_the_api_server(tmp_path: Path) -> None:
         requests.get(f"{cluster.etcd_url}/health", timeout=5)
 
 
-def test_make_cluster_entry_point_prints_a_kubeconfig_and_stops_on_ctrl_c() -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_make_cluster_entry_point_prints_a_kubeconfig_and_stops_on_a_signal(
+    stop_signal: signal.Signals,
+) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fixtures.cluster"],
         cwd=REPO_ROOT,
@@ -119,7 +122,7 @@ def test_make_cluster_entry_point_prints_a_kubeconfig_and_stops_on_ctrl_c() -> N
         # as `make cluster` runs it: from the repository root, no PYTHONPATH
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
-    kubeconfig = ""
+    kubeconfig = server = ""
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 240
@@ -127,6 +130,8 @@ def test_make_cluster_entry_point_prints_a_kubeconfig_and_stops_on_ctrl_c() -> N
             line = proc.stdout.readline()
             if not line:
                 break
+            if line.startswith("kube-apiserver:"):
+                server = line.split(":", 1)[1].strip()
             if line.startswith("kubeconfig:"):
                 kubeconfig = line.split(":", 1)[1].strip()
         assert kubeconfig, proc.stderr.read() if proc.stderr else ""
@@ -138,9 +143,12 @@ def test_make_cluster_entry_point_prints_a_kubeconfig_and_stops_on_ctrl_c() -> N
             check=False,
         )
         assert out.returncode == 0, out.stderr
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         assert proc.wait(timeout=60) == 0
         assert not Path(kubeconfig).exists()
+        # etcd and kube-apiserver were stopped with it, not orphaned
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{server}/readyz", verify=False, timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
