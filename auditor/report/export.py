@@ -66,6 +66,8 @@ class ExportDocument(TypedDict):
     scan: ExportScan
     models: list[audit.ModelInfo]
     findings: list[ExportFinding]
+    #: findings of earlier scans this scan resolved (not seen again in a scanned cluster)
+    resolved: list[ExportFinding]
     exemptions: list[Exemption]
     decisions: audit.DecisionSummary
 
@@ -141,6 +143,7 @@ def build_export(
         ),
         models=models,
         findings=findings,
+        resolved=[_finding(f) for f in audit.findings_resolved_by(db, scan_id)],
         exemptions=exemptions_of(models),
         decisions=audit.decision_summary(db, until=scan["finished_at"]),
     )

@@ -202,6 +202,8 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
         "tiers": list(tier_rows.items()),
         "finding_types": finding_types,
         "findings_total": len(doc["findings"]),
+        "resolved": doc["resolved"][:MAX_FINDING_ROWS],
+        "resolved_total": len(doc["resolved"]),
         "severities": sorted(severities.items(), key=lambda kv: -severity_rank(kv[0])),
         "exemptions": doc["exemptions"],
         "decisions": decisions,

@@ -397,6 +397,25 @@ def scan_findings_of(db: Database, scan_id: int) -> list[FindingRecord]:
         return [_finding_record(f) for f in rows]
 
 
+def findings_resolved_by(db: Database, scan_id: int) -> list[FindingRecord]:
+    """Findings of earlier scans that ``scan_id`` resolved (it scanned their cluster and did
+    not see them again) and that are still resolved now."""
+    with db.read() as session:
+        scan = session.get(ScanRun, scan_id)
+        if scan is None or scan.finished_at is None:
+            return []
+        rows = session.scalars(
+            select(Finding)
+            .where(
+                Finding.status == "resolved",
+                Finding.resolved_at == scan.finished_at,
+                (Finding.last_scan_id.is_(None)) | (Finding.last_scan_id != scan_id),
+            )
+            .order_by(Finding.cluster, Finding.namespace, Finding.kind, Finding.name, Finding.type)
+        )
+        return [_finding_record(f) for f in rows]
+
+
 def findings(
     db: Database, *, status: str | None = None, cluster: str | None = None
 ) -> list[FindingRecord]:

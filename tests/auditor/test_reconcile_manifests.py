@@ -169,7 +169,7 @@ def test_findings_persist_and_resolve_across_scans(
     tmp_path: Path, any_db: Database, engine: PolicyEngine
 ) -> None:
     _seed(any_db)
-    clock = [datetime.now(UTC).replace(microsecond=0)]
+    clock = [datetime.now(UTC).replace(microsecond=654321)]  # stored to the microsecond
     snap = write_snapshot(tmp_path / "prod", _snapshot_objects())
     reconciler = Reconciler(any_db, engine, now=lambda: clock[0])
     first = reconciler.scan(create_sources("manifests", {"paths": [snap]}))
@@ -205,6 +205,12 @@ def test_findings_persist_and_resolve_across_scans(
     }
     # the earlier scan still lists what it saw
     assert ("churn", "orphan") in _by_key(audit.scan_findings_of(any_db, first.scan_id))
+    # and the second scan knows which findings it resolved (the export's "resolved")
+    assert set(_by_key(audit.findings_resolved_by(any_db, second.scan_id))) == {
+        ("churn", "orphan"),
+        ("fraud", "drift"),
+    }
+    assert audit.findings_resolved_by(any_db, first.scan_id) == []
 
     # the orphan comes back: the same finding reopens, first_seen kept
     write_snapshot(snap / "again", [_snapshot_objects()[2]])
@@ -213,6 +219,7 @@ def test_findings_persist_and_resolve_across_scans(
     churn = _by_key(audit.findings(any_db))[("churn", "orphan")]
     assert churn["status"] == "open" and churn["resolved_at"] is None
     assert churn["first_seen"] == first.started_at
+    assert set(_by_key(audit.findings_resolved_by(any_db, second.scan_id))) == {("fraud", "drift")}
 
 
 def test_unreadable_file_is_a_note_not_a_failure(

@@ -379,7 +379,7 @@ def test_report_shows_an_unreachable_cluster_and_expiring_certifications(
     ).stdout
     flat = " ".join(text.split())
     assert "kubernetes:staging (unreachable)" in flat  # the cover's scope
-    assert "unreachable: cluster staging is unreachable" in flat  # the sources table
+    assert "kubernetes staging unreachable: cluster staging is" in flat  # the sources table
     assert "expiring-certification" in flat
     assert "certification 'ISO-42001' expires on" in flat
 
@@ -395,3 +395,43 @@ def test_help_lists_finding_types_severities_and_exit_codes() -> None:
     report_help = " ".join(_run("report", "--help").output.split())
     assert "--scan INTEGER Scan id (default: the latest scan)" in report_help
     assert "Exit codes: 0 written, 2 bad input or unknown scan" in report_help
+
+
+def test_findings_resolved_by_a_scan_are_exported_and_reported(
+    scenario: Path, tmp_path: Path
+) -> None:
+    assert _run("audit", "--manifests", str(scenario), "--no-progress").exit_code == 0
+    # the rogue deployment is gone: its three findings are resolved by the second scan
+    for path in scenario.glob("*.yaml"):
+        path.write_text(
+            path.read_text(encoding="utf-8").replace("name: rogue", "name: rogue-gone"),
+            encoding="utf-8",
+        )
+    out = tmp_path / "out"
+    result = _run(
+        "audit",
+        "--manifests",
+        str(scenario),
+        "--export",
+        str(out / "two.json"),
+        "--report",
+        str(out / "two.pdf"),
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "two.json").read_text(encoding="utf-8"))
+    assert doc["scan"]["summary"]["resolved"] == 3
+    resolved = {(f["name"], f["type"]) for f in doc["resolved"]}
+    assert resolved == {("rogue", "orphan"), ("rogue", "violation"), ("rogue", "missing-metadata")}
+    assert all(f["status"] == "resolved" and f["resolved_at"] for f in doc["resolved"])
+    assert not any(f["name"] == "rogue" for f in doc["findings"])
+
+    text = subprocess.run(
+        [tool("pdftotext"), "-layout", str(out / "two.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    flat = " ".join(text.split())
+    assert "Resolved by this scan (3)" in flat
+    assert "Deployment rogue" in flat
