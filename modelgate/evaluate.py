@@ -30,18 +30,36 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 def skip_reason(kind: str, obj: Mapping[str, Any] | None) -> str | None:
     """Why an object is allowed without evaluation, or ``None`` when it must be evaluated.
 
-    Kinds outside :data:`SUPPORTED_KINDS` are not workloads modelgate judges; a Pod created by
-    a controller (``ownerReferences[].controller: true``) was judged through its controller.
+    * Kinds outside :data:`SUPPORTED_KINDS` are not workloads modelgate judges
+      (``unsupported-kind``).
+    * A Pod created by a controller (``ownerReferences[].controller: true``) was judged through
+      its controller (``controlled-pod``).
+    * Any other workload whose controller is itself a kind modelgate judges was judged through
+      that controller (``controlled``): the ReplicaSets a Deployment rolls out, the Jobs a
+      CronJob starts, the Deployments KServe creates for an InferenceService. Their metadata is
+      not always copied from the controller (a CronJob's Jobs get only ``jobTemplate``'s), so
+      judging them again would refuse the children of an admitted workload.
+    * An object being deleted (``metadata.deletionTimestamp`` set: an UPDATE that removes a
+      finalizer) is not judged, so a non-compliant workload can always be deleted
+      (``being-deleted``).
     """
     if kind not in SUPPORTED_KINDS:
         return "unsupported-kind"
-    if kind == "Pod" and isinstance(obj, Mapping):
-        metadata = obj.get("metadata")
-        owners = metadata.get("ownerReferences") if isinstance(metadata, Mapping) else None
-        if isinstance(owners, list) and any(
-            isinstance(o, Mapping) and o.get("controller") is True for o in owners
-        ):
-            return "controlled-pod"
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        return None
+    if metadata.get("deletionTimestamp"):
+        return "being-deleted"
+    owners = metadata.get("ownerReferences")
+    controllers = [
+        o
+        for o in (owners if isinstance(owners, list) else [])
+        if isinstance(o, Mapping) and o.get("controller") is True
+    ]
+    if kind == "Pod" and controllers:
+        return "controlled-pod"
+    if any(o.get("kind") in SUPPORTED_KINDS for o in controllers):
+        return "controlled"
     return None
 
 

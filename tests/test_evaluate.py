@@ -239,3 +239,14 @@ def test_skip_reason_matches_the_webhook_rules() -> None:
     owned = {"metadata": {"ownerReferences": [{"kind": "ReplicaSet", "controller": True}]}}
     assert skip_reason("Pod", owned) == "controlled-pod"
     assert skip_reason("Pod", {"metadata": {"ownerReferences": [{"kind": "X"}]}}) is None
+    # any workload whose controller modelgate judges was judged through that controller
+    by_deployment = {"metadata": {"ownerReferences": [{"kind": "Deployment", "controller": True}]}}
+    assert skip_reason("ReplicaSet", by_deployment) == "controlled"
+    by_cronjob = {"metadata": {"ownerReferences": [{"kind": "CronJob", "controller": True}]}}
+    assert skip_reason("Job", by_cronjob) == "controlled"
+    by_rollout = {"metadata": {"ownerReferences": [{"kind": "Rollout", "controller": True}]}}
+    assert skip_reason("ReplicaSet", by_rollout) is None
+    not_controller = {"metadata": {"ownerReferences": [{"kind": "Deployment"}]}}
+    assert skip_reason("ReplicaSet", not_controller) is None
+    deleting = {"metadata": {"deletionTimestamp": "2026-11-26T07:00:00Z"}}
+    assert skip_reason("Deployment", deleting) == "being-deleted"

@@ -330,6 +330,72 @@ def test_pod_owned_by_a_controller_is_not_evaluated_again(
     assert len(engine.calls) == 1
 
 
+def _owned_by(obj: dict[str, Any], kind: str, api_version: str = "apps/v1") -> dict[str, Any]:
+    obj["metadata"]["ownerReferences"] = [
+        {"apiVersion": api_version, "kind": kind, "name": "owner", "uid": "u", "controller": True}
+    ]
+    return obj
+
+
+def test_children_of_an_admitted_controller_are_not_evaluated_again(
+    client: FlaskClient, engine: FakeEngine, recorder: FakeRecorder
+) -> None:
+    # the ReplicaSet a Deployment rolls out (its labels come from the pod template only)
+    rs = _owned_by({**deployment("fraud-7d9f", annotations={}), "kind": "ReplicaSet"}, "Deployment")
+    # the Job a CronJob starts (its metadata comes from jobTemplate, not from the CronJob)
+    job = _owned_by(
+        {**deployment("nightly-29123", annotations={}), "apiVersion": "batch/v1", "kind": "Job"},
+        "CronJob",
+        "batch/v1",
+    )
+    # the Deployment KServe creates for an InferenceService
+    isvc_child = _owned_by(
+        deployment("iris-predictor", annotations={}), "InferenceService", "serving.kserve.io/v1beta1"
+    )
+    for child in (rs, job, isvc_child):
+        out = post(client, review(child))
+        assert out["response"]["allowed"] is True, child["kind"]
+    assert engine.calls == []
+    assert recorder.events == []
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'modelgate_admission_skipped_total{reason="controlled"} 3.0' in metrics
+
+
+def test_workloads_of_controllers_modelgate_does_not_judge_are_evaluated(
+    client: FlaskClient, engine: FakeEngine
+) -> None:
+    # an Argo Rollout's ReplicaSet: nobody judged the Rollout, so the ReplicaSet is judged
+    rs = _owned_by(
+        {**deployment("canary-5c4f", annotations={}), "kind": "ReplicaSet"},
+        "Rollout",
+        "argoproj.io/v1alpha1",
+    )
+    out = post(client, review(rs))
+    assert out["response"]["allowed"] is False
+    assert len(engine.calls) == 1
+
+
+def test_update_of_an_object_being_deleted_is_allowed_without_evaluation(
+    client: FlaskClient, engine: FakeEngine, recorder: FakeRecorder
+) -> None:
+    # the garbage collector removing the foregroundDeletion finalizer of a non-compliant
+    # Deployment (created before modelgate) must not be refused, or it never goes away
+    old = deployment(annotations={})
+    old["metadata"]["finalizers"] = ["foregroundDeletion"]
+    old["metadata"]["deletionTimestamp"] = "2026-11-26T07:00:00Z"
+    new = deployment(annotations={})
+    new["metadata"]["deletionTimestamp"] = "2026-11-26T07:00:00Z"
+    out = post(client, review(new, operation="UPDATE", old=old))
+    assert out["response"]["allowed"] is True
+    assert engine.calls == []
+    assert recorder.events == []
+    # the same update of a live object is judged
+    new["metadata"].pop("deletionTimestamp")
+    out = post(client, review(new, operation="UPDATE", old=old))
+    assert out["response"]["allowed"] is False
+    assert len(engine.calls) == 1
+
+
 def test_dry_run_is_decided_but_never_recorded(client: FlaskClient, recorder: FakeRecorder) -> None:
     out = post(client, review(deployment(annotations={}), dry_run=True))
     assert out["response"]["allowed"] is False
