@@ -350,7 +350,9 @@ def test_children_of_an_admitted_controller_are_not_evaluated_again(
     )
     # the Deployment KServe creates for an InferenceService
     isvc_child = _owned_by(
-        deployment("iris-predictor", annotations={}), "InferenceService", "serving.kserve.io/v1beta1"
+        deployment("iris-predictor", annotations={}),
+        "InferenceService",
+        "serving.kserve.io/v1beta1",
     )
     for child in (rs, job, isvc_child):
         out = post(client, review(child))
