@@ -187,6 +187,23 @@ def summarize(result: ScanResult) -> str:
     return "\n".join(lines)
 
 
+def _reload_policies(engine: Any, reconciler: Reconciler, settings: Settings) -> None:
+    """Between the scans of ``--interval``: pick up an edited policy bundle (a bundle that
+    does not load is reported and the previous one keeps evaluating)."""
+    from policies.engines import PolicyError
+
+    try:
+        if engine.reload_if_changed():
+            click.echo(f"policy bundle reloaded (digest {engine.bundle_digest})", err=True)
+    except PolicyError as e:
+        click.echo(
+            f"Error: the policy bundle in {settings.policy_dir} does not load, "
+            f"the previous one is kept: {e}",
+            err=True,
+        )
+    reconciler.policy_data = PolicyData.load(settings.policy_dir)
+
+
 @click.command("audit")
 @click.option(
     "--context",
@@ -255,7 +272,12 @@ def summarize(result: ScanResult) -> str:
     type=click.Choice(SEVERITIES),
     help="Exit 1 when findings of this severity or worse exist.",
 )
-@click.option("--interval", metavar="DURATION", help="Rescan forever, every DURATION (e.g. 6h).")
+@click.option(
+    "--interval",
+    metavar="DURATION",
+    help="Rescan forever, every DURATION (e.g. 30m, 6h, 1d); an edited policy bundle is "
+    "picked up between scans and a failed later scan does not stop the loop.",
+)
 @click.option(
     "--page-size",
     type=click.IntRange(1, 5000),
@@ -372,28 +394,37 @@ def audit_command(
     )
     from modelgate.inventory.db import InventoryError
 
+    def run_once() -> ScanResult:
+        try:
+            result = reconciler.scan(make_sources(), options)
+        except InventoryError as e:
+            _fail(str(e), EXIT_FAILURE)
+        finally:
+            bar.close()
+        click.echo(summarize(result))
+        when = result.started_at
+        _write_outputs_or_fail(
+            db,
+            result.scan_id,
+            report=_out_path(report_path, result.scan_id, when),
+            export=_out_path(export_path, result.scan_id, when),
+            csv_dir=_out_path(csv_dir, result.scan_id, when),
+            progress=bar,
+        )
+        return result
+
     try:
-        while True:
-            try:
-                result = reconciler.scan(make_sources(), options)
-            except InventoryError as e:
-                _fail(str(e), EXIT_FAILURE)
-            finally:
-                bar.close()
-            click.echo(summarize(result))
-            when = result.started_at
-            _write_outputs_or_fail(
-                db,
-                result.scan_id,
-                report=_out_path(report_path, result.scan_id, when),
-                export=_out_path(export_path, result.scan_id, when),
-                csv_dir=_out_path(csv_dir, result.scan_id, when),
-                progress=bar,
-            )
-            if period is None:
-                break
+        result = run_once()  # the first scan fails fast (schema missing, bad bundle, ...)
+        while period is not None:
             click.echo(f"next scan in {interval} ({period:.0f} s)", err=True)
             time.sleep(period)
+            _reload_policies(engine, reconciler, settings)
+            try:
+                run_once()
+            except SystemExit as e:  # a later scan's failure (database down...): keep looping
+                if e.code not in (EXIT_USAGE, EXIT_FAILURE):
+                    raise
+                click.echo("the scan failed; the loop goes on", err=True)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

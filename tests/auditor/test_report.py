@@ -435,3 +435,74 @@ def test_findings_resolved_by_a_scan_are_exported_and_reported(
     flat = " ".join(text.split())
     assert "Resolved by this scan (3)" in flat
     assert "Deployment rogue" in flat
+
+
+def test_interval_loop_reloads_edited_policies_and_survives_a_failed_scan(
+    tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between scans the loop picks up an edited bundle (digest and policy data), and a scan
+    that fails after the first (database trouble) is reported while the loop goes on."""
+    import shutil
+
+    from modelgate.inventory import audit
+    from modelgate.inventory.db import InventoryError
+    from modelgate.settings import Settings
+
+    bundle = tmp_path / "policies"
+    shutil.copytree(Settings.from_env({}).policy_dir, bundle)
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODELGATE_POLICY_DIR", str(bundle))
+    scorer = deployment(
+        "scorer", annotations=metadata(certifications=certs(("ISO-42001", in_days(60))))
+    )
+    admit(db, "prod", scorer)
+    snap = write_snapshot(tmp_path / "snapshots" / "prod", [namespace("ml"), scorer])
+
+    data_file = bundle / "modelgate" / "config" / "data.yaml"
+    real_start = audit.start_scan
+    starts: list[int] = []
+
+    def flaky_start(*args: Any, **kwargs: Any) -> int:
+        starts.append(1)
+        if len(starts) == 2:
+            raise InventoryError("database postgresql://db/modelgate unavailable: timeout")
+        return real_start(*args, **kwargs)
+
+    sleeps: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 1:  # the policy author widens the warning window
+            text = data_file.read_text(encoding="utf-8")
+            data_file.write_text(
+                text.replace("certification_warning_days: 30", "certification_warning_days: 120"),
+                encoding="utf-8",
+            )
+        if len(sleeps) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("auditor.reconcile.audit.start_scan", flaky_start)
+    monkeypatch.setattr("auditor.cli.time.sleep", fake_sleep)
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "--manifests",
+            str(snap),
+            "--interval",
+            "1h",
+            "--export",
+            str(tmp_path / "scan-{scan_id}.json"),
+            "--no-progress",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 130, result.output
+    assert "database postgresql://db/modelgate unavailable" in result.stderr
+    assert "the scan failed; the loop goes on" in result.stderr
+    assert "policy bundle reloaded" in result.stderr
+    first = json.loads((tmp_path / "scan-1.json").read_text(encoding="utf-8"))
+    second = json.loads((tmp_path / "scan-2.json").read_text(encoding="utf-8"))
+    assert first["findings"] == []
+    assert [f["type"] for f in second["findings"]] == ["expiring-certification"]
+    assert second["scan"]["bundle_digest"] != first["scan"]["bundle_digest"]
