@@ -120,6 +120,12 @@ def variations() -> dict[str, PolicyInput]:
         "long-value": {"model_name": "a" * 300},
         "future-datetime": {"training_date": "2030-01-01T00:00:00+02:00"},
         "datetime-today": {"training_date": f"{TODAY}T23:59:59Z"},
+        "datetime-tomorrow-east-of-utc": {
+            "training_date": f"{TODAY + timedelta(days=1)}T08:00:00+09:00"
+        },
+        "datetime-today-west-of-utc": {"training_date": f"{TODAY}T20:00:00-08:00"},
+        "datetime-offset-without-colon": {"training_date": f"{TODAY}T01:00+0530"},
+        "datetime-impossible-time": {"training_date": f"{TODAY}T25:00:00Z"},
         "impossible-date": {"training_date": "2025-02-29"},
         "leap-day": {"training_date": "2024-02-29"},
         "metrics-nested": {"metrics": '{"auc": {"value": 0.9}}'},

@@ -46,12 +46,57 @@ valid_date(s) if {
 	time.parse_ns(date_layout, s)
 }
 
+# An ISO 8601 date or date-time; groups: date, hour, minute, UTC offset ("" when absent).
+datetime_pattern := `^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[Tt ]([01][0-9]|2[0-3]):([0-5][0-9])(?::(?:[0-5][0-9]|60)(?:[.,][0-9]+)?)?(Z|z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?)?$`
+
+datetime_parts(s) := regex.find_all_string_submatch_n(datetime_pattern, s, 1)[0]
+
 # date_part(s): the YYYY-MM-DD of an ISO 8601 date or date-time (undefined when malformed).
 date_part(s) := d if {
-	regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$`, s)
-	d := substring(s, 0, 10)
+	d := datetime_parts(s)[1]
 	valid_date(d)
 }
+
+# utc_date_shift(s): days from the written date to the UTC date of a date-time with a UTC
+# offset (-1, 0 or 1): "2026-11-27T08:00+09:00" is 2026-11-26 in UTC. 0 for dates, UTC and
+# offset-less date-times.
+utc_date_shift(s) := 0 if datetime_parts(s)[2] == ""
+
+utc_date_shift(s) := shift if {
+	parts := datetime_parts(s)
+	parts[2] != ""
+	utc_minutes := ((to_number(parts[2]) * 60) + to_number(parts[3])) - offset_minutes(parts[4])
+	shift := day_shift(utc_minutes)
+}
+
+day_shift(minutes) := -1 if minutes < 0
+
+day_shift(minutes) := 0 if {
+	minutes >= 0
+	minutes < 1440
+}
+
+day_shift(minutes) := 1 if minutes >= 1440
+
+# offset_minutes("+05:30") == 330, offset_minutes("-08") == -480; 0 for "", "Z" and "z".
+offset_minutes(offset) := 0 if count(offset) < 3
+
+offset_minutes(offset) := m if {
+	count(offset) >= 3
+	digits := replace(substring(offset, 1, 5), ":", "")
+	m := offset_sign(offset) * ((to_number(substring(digits, 0, 2)) * 60) + digits_number(substring(digits, 2, 2)))
+}
+
+offset_sign(offset) := 1 if startswith(offset, "+")
+
+offset_sign(offset) := -1 if startswith(offset, "-")
+
+digits_number(s) := 0 if s == ""
+
+digits_number(s) := to_number(s) if s != ""
+
+# days_after_today(s): whole days from input.today to the (UTC) date of s; > 0 is the future.
+days_after_today(s) := days_between(input.today, date_part(s)) + utc_date_shift(s)
 
 # days_between(a, b): whole days from date a to date b (both YYYY-MM-DD).
 days_between(a, b) := (time.parse_ns(date_layout, b) - time.parse_ns(date_layout, a)) / 86400000000000

@@ -41,8 +41,7 @@ violations contains msg if {
 
 violations contains msg if {
 	lib.has("training-date")
-	day := lib.date_part(lib.value("training-date"))
-	day > input.today
+	lib.days_after_today(lib.value("training-date")) > 0
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("training-date")), " value ", lib.shown(lib.value("training-date")),
 		": the training date is in the future (today is ", input.today, "); set the date the model was actually trained",

@@ -77,6 +77,29 @@ test_future_training_datetime_denied if {
 	mentions(v, "the training date is in the future")
 }
 
+# today is 2026-11-26 (UTC): a date-time with an offset is judged by its UTC date
+test_training_datetime_ahead_of_utc_on_its_today_allowed if {
+	violations_for(testing.with_md({"training-date": "2026-11-27T08:00:00+09:00"})) == set()
+	violations_for(testing.with_md({"training-date": "2026-11-27T02:00+0230"})) == set()
+	violations_for(testing.with_md({"training-date": "2026-11-27T01:00+02"})) == set()
+}
+
+test_training_datetime_behind_utc_past_midnight_utc_denied if {
+	v := violations_for(testing.with_md({"training-date": "2026-11-26T20:00:00-08:00"}))
+	v == {"invalid annotation \"modelgate.dev/training-date\" value \"2026-11-26T20:00:00-08:00\": the training date is in the future (today is 2026-11-26); set the date the model was actually trained"}
+}
+
+test_training_datetime_after_midnight_utc_denied if {
+	v := violations_for(testing.with_md({"training-date": "2026-11-27T00:30:00Z"}))
+	mentions(v, "the training date is in the future")
+}
+
+test_training_datetime_with_impossible_time_denied if {
+	every bad in ["2026-03-14T25:00:00Z", "2026-03-14T09:75Z", "2026-03-14T09:30:00+25:00", "2026-03-14T9:30"] {
+		mentions(violations_for(testing.with_md({"training-date": bad})), concat("", ["invalid annotation \"modelgate.dev/training-date\" value \"", bad, "\": use an ISO 8601 date"]))
+	}
+}
+
 test_training_data_empty_entry_denied if {
 	v := violations_for(testing.with_md({"training-data": "s3://a/train.csv,,s3://b/test.csv"}))
 	mentions(v, "invalid annotation \"modelgate.dev/training-data\"")
