@@ -5,7 +5,9 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from tests.charts.helm import CHART
+import yaml
+
+from tests.charts.helm import CHART, one, render
 from tests.fixtures.tools import REPO_ROOT
 
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
@@ -51,3 +53,30 @@ def test_copied_sources_exist_and_are_not_docker_ignored() -> None:
         for src in ln.split()[1:-1]:
             assert (REPO_ROOT / src).exists(), f"COPY source {src} missing"
             assert not any(fnmatch.fnmatch(src, pat) for pat in ignored), f"{src} is ignored"
+
+
+def _pip_extras() -> set[str]:
+    m = re.search(r"pip install '\.\[([\w,]+)\]'", DOCKERFILE)
+    assert m, "the build stage does not pip install the project with extras"
+    return set(m.group(1).split(","))
+
+
+def test_image_holds_what_every_chart_command_needs() -> None:
+    """The chart runs `serve` (webhook), `db upgrade` (hook) and `audit` (CronJob) from this
+    image: the auditor extra (kubernetes client, WeasyPrint) and WeasyPrint's shared libraries
+    (the same Debian packages `make tools` installs for the tests) must be in it."""
+    objs = render()
+    commands = {one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"][0]}
+    commands.add(one(objs, "Job")["spec"]["template"]["spec"]["containers"][0]["args"][0])
+    cron = one(objs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    commands.add(cron["containers"][0]["args"][0])
+    assert commands == {"serve", "db", "audit"}
+    assert "auditor" in _pip_extras()
+    debian = (REPO_ROOT / "scripts" / "tools" / "00-debian.sh").read_text(encoding="utf-8")
+    for lib in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0"):
+        assert lib in debian
+        assert re.search(rf"apt-get install[^\n]*\b{re.escape(lib)}\b", DOCKERFILE), lib
+    # the baked-in default bundle sits where the chart mounts its ConfigMap
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    assert f"MODELGATE_POLICY_DIR={values['policies']['mountPath']}" in DOCKERFILE
+    assert f"EXPOSE {values['containerPort']}" in INSTRUCTIONS
