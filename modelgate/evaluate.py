@@ -138,6 +138,10 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 def _objects(source: str, doc: Any, where: str) -> Iterator[Manifest]:
     if doc is None:  # empty document between '---' separators
         return
+    if isinstance(doc, list):  # a JSON (or YAML) array of objects, as the auditor accepts
+        for i, item in enumerate(doc):
+            yield from _objects(source, item, f"{where} [{i}]")
+        return
     if not isinstance(doc, dict):
         raise InputError(f"{where}: expected a Kubernetes object (a mapping), got {_type(doc)}")
     kind = doc.get("kind")

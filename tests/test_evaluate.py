@@ -155,6 +155,19 @@ def test_stdin_json_list_and_directories(tmp_path: Path) -> None:
         "a",
     ]  # paths in sorted order, then stdin
 
+    # a JSON array of objects (what the auditor's --manifests accepts too)
+    (tmp_path / "array.json").write_text(json.dumps([model("e", COMPLIANT), model("f", {})]))
+    result = run("-f", str(tmp_path / "array.json"), "-o", "json")
+    assert result.exit_code == 1
+    assert [(r["name"], r["allowed"]) for r in json.loads(result.stdout)] == [
+        ("e", True),
+        ("f", False),
+    ]
+    (tmp_path / "bad-array.json").write_text(json.dumps([model("g", COMPLIANT), 7]))
+    result = run("-f", str(tmp_path / "bad-array.json"))
+    assert result.exit_code == 2
+    assert "bad-array.json (document 1) [1]: expected a Kubernetes object" in result.stderr
+
 
 def test_custom_policy_dir_is_used(tmp_path: Path) -> None:
     import shutil
