@@ -69,21 +69,40 @@ def test_command(policy_dir: Path | None, runner: str) -> None:
 
     from policies.engines.regotest import run_rego_tests
 
-    click.echo(f"opa not found: running the tests in {directory} with rego-cpp")
+    if runner == "auto":
+        click.echo(f"opa not found: running the tests in {directory} with rego-cpp")
+    else:
+        click.echo(f"running the tests in {directory} with rego-cpp")
     try:
         results = run_rego_tests(directory)
     except BundleError as e:
         raise click.ClickException(str(e)) from e
-    failed = 0
+    failed = crashed = 0
     for result in results:
+        if result.crashed:
+            crashed += 1
+            click.echo(f"ERROR: {result.name} (not run: rego-cpp crashed)")
+            continue
         click.echo(f"{'PASS' if result.passed else 'FAIL'}: {result.name}")
         if not result.passed:
             failed += 1
             for line in result.error.splitlines()[:20]:
                 click.echo(f"    {line}")
     click.echo("-" * 60)
-    click.echo(f"PASS: {len(results) - failed}/{len(results)}")
-    if failed or not results:
+    summary = f"PASS: {len(results) - failed - crashed}/{len(results)}"
+    if failed:
+        summary += f", FAIL: {failed}"
+    if crashed:
+        summary += f", ERROR: {crashed}"
+    click.echo(summary)
+    if crashed:
+        click.echo(
+            f"{crashed} of {len(results)} tests could not be run: rego-cpp crashes on `with` "
+            "around rules that call functions (most policy tests). Install opa, the reference "
+            "runner (`make tools`, or opa on PATH), and run `modelgate policy test` again.",
+            err=True,
+        )
+    if failed or crashed or not results:
         if not results:
             click.echo("no tests found", err=True)
         raise SystemExit(1)

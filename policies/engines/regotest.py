@@ -34,6 +34,7 @@ class RegoTestResult:
     name: str  # data.<package>.<rule>
     passed: bool
     error: str = ""
+    crashed: bool = False  # rego-cpp aborted: the test could not be run at all
 
 
 def discover_tests(bundle: Bundle) -> list[tuple[str, str]]:
@@ -111,7 +112,7 @@ def run_rego_tests(policy_dir: Path, timeout: float = 120.0) -> list[RegoTestRes
             break
         crashed = last + 1
         if crashed < len(tests):
-            results[crashed] = RegoTestResult(tests[crashed][1], False, CRASH_HINT)
+            results[crashed] = RegoTestResult(tests[crashed][1], False, CRASH_HINT, crashed=True)
         start = crashed + 1
     return [results[i] for i in sorted(results)]
 
