@@ -21,6 +21,7 @@ import click
 from auditor.discovery import (
     DiscoverySource,
     SourceConfigError,
+    check_unique_clusters,
     create_sources,
     parse_source_spec,
 )
@@ -380,6 +381,7 @@ def audit_command(
             for spec in extra_sources:
                 kind, source_options = parse_source_spec(spec)
                 sources += create_sources(kind, source_options)
+            check_unique_clusters(sources)
         except SourceConfigError as e:
             _fail(str(e), EXIT_USAGE)
         return sources

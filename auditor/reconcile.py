@@ -31,7 +31,12 @@ from typing import Any
 
 import yaml
 
-from auditor.discovery.base import DiscoveredWorkload, DiscoverySource, SourceUnreachable
+from auditor.discovery.base import (
+    DiscoveredWorkload,
+    DiscoverySource,
+    SourceUnreachable,
+    check_unique_clusters,
+)
 from modelgate.inventory import audit
 from modelgate.inventory.db import Database, InventoryError
 from modelgate.policy_input import build_input, synthesize_request
@@ -214,6 +219,8 @@ class Reconciler:
     def scan(
         self, sources: Sequence[DiscoverySource], options: Mapping[str, Any] | None = None
     ) -> ScanResult:
+        """Scan ``sources`` (at most one per cluster: :class:`SourceConfigError` otherwise)."""
+        check_unique_clusters(sources)
         started = self._now()
         scan_id = audit.start_scan(
             self.db,

@@ -161,6 +161,22 @@ def _load_builtin_sources() -> None:
             logging.getLogger(__name__).warning("discovery plugin %s failed to load: %s", ep, e)
 
 
+def check_unique_clusters(sources: Iterable[DiscoverySource]) -> None:
+    """Raise :class:`SourceConfigError` when two sources claim the same cluster: each source
+    proves what is no longer running in its cluster, so two partial views of one cluster
+    would report each other's workloads as retired."""
+    by_cluster: dict[str, list[str]] = {}
+    for source in sources:
+        by_cluster.setdefault(source.cluster, []).append(source.name)
+    clashes = {c: names for c, names in by_cluster.items() if len(names) > 1}
+    if clashes:
+        detail = "; ".join(f"{c!r}: {', '.join(n)}" for c, n in sorted(clashes.items()))
+        raise SourceConfigError(
+            f"several sources scan the same cluster ({detail}); each cluster needs exactly one "
+            "source (rename a --manifests directory or pick one of the contexts)"
+        )
+
+
 def parse_source_spec(spec: str) -> tuple[str, dict[str, str]]:
     """``KIND[:key=value,key=value]`` (the ``--source`` option) -> kind and options."""
     kind, _, rest = spec.partition(":")

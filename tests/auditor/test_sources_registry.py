@@ -27,7 +27,7 @@ from modelgate.inventory import audit
 from modelgate.inventory.db import Database
 from modelgate.workload import extract_workload
 from policies.engines import PolicyEngine
-from tests.auditor.helpers import admit, deployment, metadata
+from tests.auditor.helpers import admit, deployment, metadata, write_snapshot
 
 
 class StaticSource:
@@ -136,3 +136,24 @@ def test_a_crashing_source_fails_alone_and_duplicates_are_ignored(
         ("lab2", "lab-model", "orphan"),
         ("lab2", "lab-other", "orphan"),
     ]
+
+
+def test_two_sources_for_one_cluster_are_refused(
+    tmp_path: Path, db: Database, db_url: str, engine: PolicyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two partial views of one cluster would report each other's workloads as retired."""
+    admit(db, "lab", OBJECTS[0])
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    snap = write_snapshot(tmp_path / "snapshots" / "lab", [OBJECTS[0]])
+    result = CliRunner().invoke(
+        main, ["audit", "--manifests", str(snap), "--source", "static:cluster=lab"]
+    )
+    assert result.exit_code == 2
+    assert "several sources scan the same cluster ('lab': manifests:lab, static:lab)" in (
+        result.output
+    )
+    with pytest.raises(SourceConfigError, match="same cluster"):
+        Reconciler(db, engine).scan(
+            [StaticSource("lab", OBJECTS[:1], None), StaticSource("lab", OBJECTS[1:], None)]
+        )
+    assert audit.latest_scan(db) is None  # nothing recorded, nothing retired
