@@ -48,9 +48,41 @@ def _database_errors() -> Iterator[None]:
         _fail(f"database {redact(_url())}: {str(e).splitlines()[0]}", 2)
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist yet, else ``None``."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # an unparseable URL is reported by the database layer
+        return None
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    if path.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return None if Path(path).exists() else path
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    """Reading commands never create a SQLite file (a mistyped path would leave one behind)."""
+    from modelgate.inventory.db import redact
+
+    path = _missing_sqlite_file(url)
+    if path is not None:
+        _fail(
+            f"no inventory database at {redact(url)} (file {path} does not exist): "
+            "run `modelgate db upgrade` to create it, or set MODELGATE_DATABASE_URL",
+            2,
+        )
+
+
 def _read(fn: Callable[[Any], T]) -> T:
     from modelgate.inventory.db import Database
 
+    _refuse_missing_sqlite_file(_url())
     with _database_errors():
         db = Database(_url())
         try:
@@ -100,7 +132,7 @@ def db_current() -> None:
     from modelgate.inventory import migrate
 
     with _database_errors():
-        rev = migrate.current(_url())
+        rev = None if _missing_sqlite_file(_url()) else migrate.current(_url())
         click.echo(f"current: {rev or 'base'}")
         click.echo(f"head: {migrate.head()}")
 

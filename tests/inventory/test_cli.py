@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -153,6 +154,24 @@ def test_missing_schema_says_to_run_db_upgrade(empty_url: str) -> None:
     code, _, err = _run(empty_url, "models", "list")
     assert code == 2
     assert "run `modelgate db upgrade`" in err
+
+
+def test_reading_commands_never_create_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    url = f"sqlite:///{path}"
+    for args in (("models", "list"), ("models", "show", "x"), ("models", "list", "-o", "json")):
+        code, out, err = _run(url, *args)
+        assert code == 2, args
+        assert out == ""
+        assert f"no inventory database at {url} (file {path} does not exist)" in err
+        assert "run `modelgate db upgrade`" in err
+    code, out, err = _run(url, "db", "current")
+    assert code == 0, err
+    assert "current: base" in out
+    assert not path.exists()
+    code, _, err = _run(url, "db", "upgrade")
+    assert code == 0, err
+    assert path.exists()
 
 
 def test_bad_database_url_is_exit_2() -> None:
