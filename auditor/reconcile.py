@@ -213,6 +213,8 @@ class Reconciler:
         self._now = now or (lambda: datetime.now(UTC))
         self.progress = progress
         self.batch_size = batch_size
+        #: per cluster, the workloads of the running scan whose evaluation failed
+        self._unevaluated: dict[str, set[tuple[str, str, str]]] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -233,6 +235,7 @@ class Reconciler:
         counts: Counter[str] = Counter()
         severities: Counter[str] = Counter()
         scanned: dict[str, set[str]] = {}
+        self._unevaluated = {}
         workloads = models = 0
         status = "completed"
         try:
@@ -267,6 +270,7 @@ class Reconciler:
                 scanned_clusters=scanned if status == "completed" else {},
                 status=status,
                 finished_at=finished,
+                unevaluated=self._unevaluated,
             )
         return ScanResult(
             scan_id=scan_id,
@@ -382,6 +386,10 @@ class Reconciler:
         except PolicyError as e:
             report.notes.append(
                 f"policy evaluation failed for {w['kind']} {w['namespace']}/{w['name']}: {e}"
+            )
+            # not judged: its findings of earlier scans stay open (neither seen nor resolved)
+            self._unevaluated.setdefault(found.cluster, set()).add(
+                (w["namespace"], w["kind"], w["name"])
             )
             return None
         if not result.is_model:

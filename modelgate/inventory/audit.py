@@ -332,11 +332,14 @@ def finish_scan(
     scanned_clusters: Mapping[str, Iterable[str]] | Iterable[str],
     status: str = "completed",
     finished_at: datetime | None = None,
+    unevaluated: Mapping[str, Iterable[tuple[str, str, str]]] | None = None,
 ) -> int:
     """Close a scan; open findings of ``scanned_clusters`` it did not see become resolved.
 
     ``scanned_clusters`` maps each completely scanned cluster to the kinds its source could
     not list (their findings stay as they are); a plain iterable means no kind was skipped.
+    ``unevaluated`` maps a cluster to the (namespace, kind, name) of workloads the scan saw
+    but could not evaluate: their findings stay as they are too.
     Returns the number of findings resolved."""
     now = finished_at or utcnow()
     if isinstance(scanned_clusters, Mapping):
@@ -356,7 +359,10 @@ def finish_scan(
             )
             if kinds:
                 query = query.where(Finding.kind.not_in(kinds))
+            keep = set((unevaluated or {}).get(cluster, ()))
             for f in session.scalars(query):
+                if (f.namespace, f.kind, f.name) in keep:
+                    continue
                 f.status = "resolved"
                 f.resolved_at = now
                 resolved += 1

@@ -286,3 +286,32 @@ def test_evaluation_failure_is_a_note_and_the_scan_goes_on(
         "policy evaluation failed for Deployment ml/first" in n for n in result.sources[0].notes
     )
     assert {f["name"] for f in audit.scan_findings_of(db, result.scan_id)} == {"second"}
+
+
+def test_a_workload_that_cannot_be_evaluated_keeps_its_open_findings(
+    tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    """An evaluation failure proves nothing: the workload's findings of earlier scans are
+    neither resolved nor counted as seen again."""
+    snap = write_snapshot(
+        tmp_path / "c1", [deployment("first", annotations=metadata()), deployment("second")]
+    )
+    first = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    assert ("first", "orphan") in _by_key(audit.scan_findings_of(db, first.scan_id))
+
+    second = Reconciler(db, _FailingFor(engine, "first")).scan(
+        create_sources("manifests", {"paths": [snap]})
+    )
+    assert second.resolved == 0
+    orphan = _by_key(audit.findings(db))[("first", "orphan")]
+    assert orphan["status"] == "open"
+    assert orphan["last_seen"] == first.started_at
+    assert {f["name"] for f in audit.scan_findings_of(db, second.scan_id)} == {"second"}
+
+    # a later scan that can evaluate it again and finds it fixed resolves it as usual
+    for path in snap.glob("*.yaml"):
+        path.unlink()
+    write_snapshot(snap, [deployment("second")])
+    third = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    assert third.resolved == 1
+    assert _by_key(audit.findings(db))[("first", "orphan")]["status"] == "resolved"
