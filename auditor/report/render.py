@@ -102,6 +102,54 @@ def _human(ts: str | None) -> str:
         return ts
 
 
+def _short_digest(digest: str) -> str:
+    return digest[: len("sha256:") + 12] if digest.startswith("sha256:") else digest[:19]
+
+
+def _pair(requests: Mapping[str, Any], limits: Mapping[str, Any], name: str) -> str:
+    return f"{requests.get(name, '—')} / {limits.get(name, '—')}"
+
+
+def runtime_rows(model: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per deployment of any version: what the last scan saw running (replicas,
+    images with their digests, GPUs, CPU/memory requests and limits, usage)."""
+    rows: list[dict[str, Any]] = []
+    for version in model["versions"]:
+        for d in version["deployments"]:
+            res: Mapping[str, Any] = d.get("resources") or {}
+            statuses = [s for s in res.get("images") or [] if isinstance(s, Mapping)]
+            images = [
+                f"{s.get('image') or '?'} ({_short_digest(str(s['digest']))}…)"
+                if s.get("digest")
+                else str(s.get("image") or "")
+                for s in statuses
+            ] or list(d.get("images") or [])
+            requests = res.get("requests") or {}
+            limits = res.get("limits") or {}
+            usage = res.get("usage") or {}
+
+            rows.append(
+                {
+                    "where": f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}",
+                    "version": version["version"],
+                    "status": d.get("status") or "admitted",
+                    "replicas": (
+                        "—"
+                        if d.get("replicas") is None
+                        else f"{'?' if d.get('ready_replicas') is None else d['ready_replicas']}"
+                        f"/{d['replicas']}"
+                    ),
+                    "images": images,
+                    "gpus": res.get("gpus", 0) if res else "—",
+                    "cpu": _pair(requests, limits, "cpu") if res else "—",
+                    "memory": _pair(requests, limits, "memory") if res else "—",
+                    "usage": ", ".join(f"{k} {v}" for k, v in sorted(usage.items())),
+                    "last_seen": _human(d.get("last_seen")) or "never scanned",
+                }
+            )
+    return rows
+
+
 def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]:
     """Everything the template shows, derived from the export document only."""
     generated = datetime.fromisoformat(doc["generated_at"])
@@ -129,7 +177,7 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
             continue
         latest = m["versions"][-1]
         certs = [{**c, "state": cert_state(c["expires"], today)} for c in latest["certifications"]]
-        models.append({**m, "latest": latest, "certifications": certs})
+        models.append({**m, "latest": latest, "certifications": certs, "runtime": runtime_rows(m)})
         tier = latest["risk_tier"] if latest["risk_tier"] in tier_rows else "limited"
         tier_rows[tier].append(
             {

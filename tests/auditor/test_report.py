@@ -179,6 +179,7 @@ def test_audit_writes_export_csv_and_a_valid_pdfa_report(scenario: Path, tmp_pat
         "decommissioning approved by the model-risk board",
         "Contents",
         "Page 2 of",
+        "Deployments at runtime",
     ):
         assert needle in flat, needle
 
@@ -506,3 +507,58 @@ def test_interval_loop_reloads_edited_policies_and_survives_a_failed_scan(
     assert first["findings"] == []
     assert [f["type"] for f in second["findings"]] == ["expiring-certification"]
     assert second["scan"]["bundle_digest"] != first["scan"]["bundle_digest"]
+
+
+def test_model_sections_show_runtime_replicas_digests_and_gpus() -> None:
+    from auditor.report.render import runtime_rows
+
+    digest = "sha256:" + "ab" * 32
+    deployment_info = {
+        "cluster": "prod",
+        "namespace": "ml",
+        "kind": "Deployment",
+        "name": "scorer",
+        "images": ["registry.example.com/scorer:2.0"],
+        "replicas": 3,
+        "ready_replicas": 2,
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "1Gi"},
+            "limits": {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "2"},
+            "gpus": 2,
+            "images": [
+                {
+                    "container": "server",
+                    "image": "registry.example.com/scorer:2.0",
+                    "image_id": f"registry.example.com/scorer@{digest}",
+                    "digest": digest,
+                }
+            ],
+            "usage": {"cpu": "250m", "memory": "900Mi"},
+        },
+        "status": "running",
+        "last_seen": "2026-01-02T03:04:05+00:00",
+    }
+    never_scanned = {
+        **deployment_info,
+        "name": "old",
+        "replicas": None,
+        "resources": None,
+        "status": None,
+        "last_seen": None,
+    }
+    model = {
+        "versions": [
+            {"version": "1.0", "deployments": [never_scanned]},
+            {"version": "2.0", "deployments": [deployment_info]},
+        ]
+    }
+    old, row = runtime_rows(model)
+    assert row["where"] == "prod/ml/Deployment/scorer" and row["version"] == "2.0"
+    assert row["replicas"] == "2/3" and row["gpus"] == 2
+    assert row["images"] == ["registry.example.com/scorer:2.0 (sha256:abababababab…)"]
+    assert (row["cpu"], row["memory"]) == ("500m / 2", "1Gi / 4Gi")
+    assert row["usage"] == "cpu 250m, memory 900Mi"
+    assert row["last_seen"] == "2026-01-02 03:04 UTC"
+    assert old["replicas"] == "—" and old["status"] == "admitted"
+    assert old["images"] == ["registry.example.com/scorer:2.0"]
+    assert old["last_seen"] == "never scanned" and old["gpus"] == "—"
