@@ -80,3 +80,5 @@ def test_image_holds_what_every_chart_command_needs() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
     assert f"MODELGATE_POLICY_DIR={values['policies']['mountPath']}" in DOCKERFILE
     assert f"EXPOSE {values['containerPort']}" in INSTRUCTIONS
+    # Apache-2.0 travels with the image (setuptools puts it in the installed dist-info)
+    assert re.search(r"^COPY [^\n]*\bLICENSE\b", DOCKERFILE, re.M)
