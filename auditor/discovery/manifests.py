@@ -79,6 +79,8 @@ class ManifestsSource:
         self.cluster = cluster or resolved.name
         self.name = f"manifests:{self.cluster}"
         self.notes: list[str] = []
+        #: kinds whose absence proves nothing (all of them once a file could not be read)
+        self.skipped_kinds: set[str] = set()
 
     def _read(self, path: Path) -> Iterator[Any]:
         try:
@@ -86,6 +88,8 @@ class ManifestsSource:
         except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             self.notes.append(f"skipped unreadable file {path}: {first}")
+            # the workloads of that file are unknown: their absence proves nothing
+            self.skipped_kinds.update(SUPPORTED_KINDS)
 
     def namespace_labels(self, files: list[Path]) -> dict[str, dict[str, str]]:
         labels: dict[str, dict[str, str]] = {}
@@ -120,6 +124,11 @@ class ManifestsSource:
             files = manifest_files(self.directory)
         except OSError as e:
             raise SourceUnreachable(f"cannot read {self.directory}: {e}") from e
+        if not files:
+            # an empty export is a failed export, not a cluster where everything was retired
+            raise SourceUnreachable(
+                f"no manifest files ({', '.join('*' + s for s in SUFFIXES)}) below {self.directory}"
+            )
         ns_labels = self.namespace_labels(files)
         for path in files:
             for doc in self._read(path):
@@ -145,6 +154,11 @@ class ManifestsSource:
                     runtime=runtime_from_object(doc, workload),
                     namespace_labels=ns_labels.get(workload["namespace"], {}),
                 )
+        if self.skipped_kinds:
+            self.notes.append(
+                f"{self.cluster}: the snapshot is incomplete (unreadable files); nothing is "
+                "reported retired and no finding of this cluster is resolved by this scan"
+            )
 
 
 def _factory(options: Mapping[str, Any]) -> list[DiscoverySource]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from auditor.discovery import SourceConfigError, create_sources
 from auditor.reconcile import Reconciler
@@ -315,3 +316,32 @@ def test_a_workload_that_cannot_be_evaluated_keeps_its_open_findings(
     third = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
     assert third.resolved == 1
     assert _by_key(audit.findings(db))[("first", "orphan")]["status"] == "resolved"
+
+
+def test_an_incomplete_snapshot_retires_and_resolves_nothing(
+    tmp_path: Path, db: Database, engine: PolicyEngine
+) -> None:
+    """A file that cannot be read may hold admitted workloads: the scan reports what it could
+    read but proves nothing about the rest; an empty export directory is unreachable."""
+    kept = deployment("kept", annotations=metadata(model_name="kept"))
+    lost = deployment("lost", annotations=metadata(model_name="lost"))
+    admit(db, "edge", kept)
+    admit(db, "edge", lost)
+    snap = write_snapshot(tmp_path / "edge", [kept, deployment("rogue")])
+    (snap / "zz-broken.yaml").write_text(
+        "kind: [unclosed\n---\n" + yaml.safe_dump(lost), encoding="utf-8"
+    )
+    result = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    assert result.sources[0].status == "ok"
+    assert any("the snapshot is incomplete" in n for n in result.sources[0].notes)
+    found = _by_key(audit.scan_findings_of(db, result.scan_id))
+    assert ("rogue", "orphan") in found
+    assert not any(kind == "retired" for _, kind in found)
+
+    for path in snap.iterdir():
+        path.unlink()
+    empty = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    assert empty.sources[0].status == "unreachable"
+    assert "no manifest files (*.yaml, *.yml, *.json) below" in (empty.sources[0].error or "")
+    assert empty.resolved == 0
+    assert _by_key(audit.findings(db))[("rogue", "orphan")]["status"] == "open"
