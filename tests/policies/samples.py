@@ -132,6 +132,17 @@ def variations() -> dict[str, PolicyInput]:
         "metrics-bool": {"metrics": '{"passed": true}'},
         "metrics-empty-object": {"metrics": "{}"},
         "metrics-negative-exp": {"metrics": '{"loss": -1.5e-3}'},
+        "metrics-exponent-after-integer": {"metrics": '{"samples": 1e6, "lr": 3E-4}'},
+        "metrics-exponents-beside-keys-and-escapes": {
+            "metrics": '{"a:1e": 1e2, "b\\u00e4\\u0031e":3E1, "c":\n-2e3}'
+        },
+        "metrics-exponents-in-a-list": {"metrics": '{"d": [1e2,3E1]}'},
+        "metrics-integer-beyond-float": {"metrics": '{"samples": 1' + "0" * 400 + "}"},
+        "metrics-three-digit-exponent": {"metrics": '{"auc": 1e999}'},
+        "metrics-three-digit-exponent-decimal": {"metrics": '{"auc": 1.0e999}'},
+        "certs-three-digit-exponent": {
+            "certifications": '[{"name": "SOC2", "expires": "2099-01-01", "score": 1.0e999}]'
+        },
         "certs-empty-list": {"certifications": "[]"},
         "certs-number": {"certifications": "42"},
         "certs-missing-name": {"certifications": '[{"expires": "2099-01-01"}]'},

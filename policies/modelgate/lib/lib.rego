@@ -107,11 +107,26 @@ risk_tier := config.default_risk_tier if not has("risk-tier")
 
 status := value("compliance-status") if has("compliance-status")
 
+# parse_json(raw): the JSON document in raw; undefined when raw is not JSON. Both engines must
+# agree, and rego-cpp reads fewer numbers than OPA: a number with a 3-digit exponent (1.0e999)
+# fails rego-cpp's whole evaluation, so it is refused here; an exponent after an integer (1e6)
+# or an upper-case E is not read by rego-cpp (parse_json_numbers rewrites those).
+parse_json(raw) := json.unmarshal(raw) if {
+	json.is_valid(raw)
+	not regex.match(`[0-9][eE][+-]?[0-9]{3}`, raw)
+}
+
+# parse_json_numbers(raw): parse_json of a document whose strings are never shown (metrics):
+# 1e6 and 1E6 are read as 1.0e6 (a JSON number follows a ':', ',', '[' or a blank; inside
+# strings the rewrite may change text, never validity, and \u escapes are left alone).
+parse_json_numbers(raw) := parse_json(regex.replace(replace(raw, "E", "e"), `(^|[\s:,\[])(-?[0-9]+)e`, "$1$2.0e")) if {
+	json.is_valid(raw)
+}
+
 # The certifications annotation, parsed; undefined when absent or not a JSON list.
 certifications := certs if {
 	has("certifications")
-	json.is_valid(raw("certifications"))
-	certs := json.unmarshal(raw("certifications"))
+	certs := parse_json(raw("certifications"))
 	is_array(certs)
 }
 

@@ -133,6 +133,16 @@ test_metrics_object_of_numbers_allowed if {
 	violations_for(testing.with_md({"metrics": "{\"auc\": 0.91, \"f1\": 0.84, \"samples\": 120000}"})) == set()
 }
 
+test_metrics_in_exponent_notation_allowed if {
+	violations_for(testing.with_md({"metrics": "{\"samples\": 1e6, \"lr\": 3E-4, \"loss\": -2.5e+1, \"top1e\": 0.9}"})) == set()
+}
+
+test_metrics_with_a_three_digit_exponent_denied if {
+	every bad in ["{\"auc\": 1e999}", "{\"auc\": 1.0e999}", "{\"auc\": 2.5E-400}"] {
+		violations_for(testing.with_md({"metrics": bad})) == {"invalid annotation \"modelgate.dev/metrics\" value (value not shown): use a JSON object of metric name to number, e.g. {\"auc\": 0.91, \"f1\": 0.84}"}
+	}
+}
+
 test_metrics_not_json_denied if {
 	v := violations_for(testing.with_md({"metrics": "auc=0.91"}))
 	v == {"invalid annotation \"modelgate.dev/metrics\" value \"auc=0.91\": use a JSON object of metric name to number, e.g. {\"auc\": 0.91, \"f1\": 0.84}"}
@@ -151,6 +161,11 @@ test_metrics_array_denied if {
 test_certifications_not_json_denied if {
 	v := violations_for(testing.with_md({"certifications": "ISO-42001 until 2027"}))
 	mentions(v, "invalid annotation \"modelgate.dev/certifications\": it is not a JSON list; set it to a JSON list such as")
+}
+
+test_certifications_with_a_three_digit_exponent_denied if {
+	v := violations_for(testing.with_md({"certifications": "[{\"name\": \"ISO-42001\", \"expires\": \"2027-01-01\", \"score\": 1.0e999}]"}))
+	mentions(v, "invalid annotation \"modelgate.dev/certifications\": it is not a JSON list")
 }
 
 test_certifications_object_instead_of_list_denied if {
