@@ -205,6 +205,28 @@ def _reload_policies(engine: Any, reconciler: Reconciler, settings: Settings) ->
     reconciler.policy_data = PolicyData.load(settings.policy_dir)
 
 
+def format_scans(scans: list[Any]) -> str:
+    """The ``report --list`` table: one line per recorded scan."""
+    if not scans:
+        return "no scan recorded yet"
+    lines = [f"{'ID':>5}  {'STARTED (UTC)':<16}  {'STATUS':<9}  FINDINGS  CLUSTERS"]
+    for scan in scans:
+        summary = scan["summary"] or {}
+        findings = sum(int(n) for n in (summary.get("findings") or {}).values())
+        unreachable = set(summary.get("unreachable") or [])
+        clusters = ", ".join(
+            f"{s.get('cluster')} ({s.get('status')})"
+            if s.get("name") in unreachable
+            else str(s.get("cluster"))
+            for s in scan["sources"]
+        )
+        started = scan["started_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            f"{scan['id']:>5}  {started:<16}  {scan['status']:<9}  {findings:>8}  {clusters or '-'}"
+        )
+    return "\n".join(lines)
+
+
 @click.command("audit")
 @click.option(
     "--context",
@@ -451,12 +473,27 @@ def audit_command(
     "--csv", "csv_dir", metavar="DIR", help="Write findings.csv, models.csv, sources.csv into DIR."
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+@click.option(
+    "--list",
+    "list_scans",
+    is_flag=True,
+    help="List the recorded scans (newest first) instead of writing anything.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10000),
+    default=20,
+    show_default=True,
+    help="How many scans --list shows.",
+)
 def report_command(
     scan_id: int | None,
     report_path: str | None,
     export_path: str | None,
     csv_dir: str | None,
     progress: bool | None,
+    list_scans: bool,
+    limit: int,
 ) -> None:
     """Render the report (and exports) of an earlier scan.
 
@@ -469,14 +506,23 @@ def report_command(
     from modelgate.inventory import audit
     from modelgate.inventory.db import InventoryError
 
-    if not (report_path or export_path or csv_dir):
-        _fail("nothing to write: pass --report, --export or --csv", EXIT_USAGE)
+    if list_scans and (report_path or export_path or csv_dir or scan_id is not None):
+        _fail("--list cannot be combined with --scan, --report, --export or --csv", EXIT_USAGE)
+    if not (list_scans or report_path or export_path or csv_dir):
+        _fail("nothing to write: pass --report, --export or --csv (or --list)", EXIT_USAGE)
     try:
         settings = Settings.from_env()
     except SettingsError as e:
         _fail(str(e), EXIT_USAGE)
     db = _open_database(settings)
     try:
+        if list_scans:
+            try:
+                scans = audit.list_scans(db, limit=limit)
+            except InventoryError as e:
+                _fail(str(e), EXIT_FAILURE)
+            click.echo(format_scans(scans))
+            return
         try:
             scan = audit.get_scan(db, scan_id) if scan_id is not None else audit.latest_scan(db)
         except InventoryError as e:

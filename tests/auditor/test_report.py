@@ -221,6 +221,16 @@ def test_report_renders_an_earlier_scan(scenario: Path, tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert "no scan with id 99" in missing.output
 
+    listed = _run("report", "--list")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0].split() == ["ID", "STARTED", "(UTC)", "STATUS", "FINDINGS", "CLUSTERS"]
+    assert [line.split()[0] for line in lines[1:]] == ["2", "1"]  # newest first
+    assert lines[1].split()[3:] == ["completed", "5", "prod"]
+    assert _run("report", "--list", "--limit", "1").output.count("completed") == 1
+    both = _run("report", "--list", "--scan", "1")
+    assert both.exit_code == 2 and "--list cannot be combined" in both.output
+
 
 def test_bad_invocations_are_clear_errors(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
@@ -371,6 +381,7 @@ def test_report_shows_an_unreachable_cluster_and_expiring_certifications(
     with (out / "csv" / "sources.csv").open(encoding="utf-8") as fh:
         states = {r["name"]: r["status"] for r in csv.DictReader(fh)}
     assert states == {"manifests:prod": "ok", "kubernetes:staging": "unreachable"}
+    assert "prod, staging (unreachable)" in _run("report", "--list").output
 
     text = subprocess.run(
         [tool("pdftotext"), "-layout", str(out / "audit.pdf"), "-"],
