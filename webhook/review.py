@@ -8,6 +8,7 @@ never raises anything else, so a malformed body can never become a 500.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -101,6 +102,9 @@ class UnsupportedMediaType(ReviewError):
     status = 415
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -127,6 +131,15 @@ def parse_review(
         raise MalformedReview("request body is nested too deeply") from e
     except ValueError as e:
         raise MalformedReview(f"request body is not JSON: {e}") from e
+    if _SURROGATE_ESCAPE.search(text):
+        # json.loads accepts "\ud800" alone, but it is not Unicode: nothing downstream (the
+        # policy engine, the database) can encode it
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise MalformedReview(
+                "request body holds an invalid Unicode escape (an unpaired surrogate)"
+            ) from e
     return validate_review(document)
 
 

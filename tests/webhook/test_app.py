@@ -99,6 +99,23 @@ MALFORMED: list[tuple[str, bytes, str, int, str]] = [
         "request must be an object",
     ),
     ("deeply nested", b"[" * 100_000 + b"]" * 100_000, JSON, 400, "nested too deeply"),
+    (
+        "unpaired surrogate",
+        json.dumps(
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": "u",
+                    "operation": "CREATE",
+                    "object": {"kind": "Pod", "metadata": {"annotations": {"a": "\ud800"}}},
+                },
+            }
+        ).encode(),
+        JSON,
+        400,
+        "unpaired surrogate",
+    ),
     ("wrong content type", b"{}", "text/plain", 415, "application/json"),
     ("no content type", b"{}", "", 415, "application/json"),
     ("yaml content type", b"{}", "application/yaml", 415, "application/json"),

@@ -28,6 +28,17 @@ def test_valid_review_returns_its_request() -> None:
     assert request_kind(req) == "Deployment"
 
 
+def test_escaped_surrogate_pairs_are_unicode_but_a_lone_surrogate_is_refused() -> None:
+    d = deployment(annotations={"modelgate.dev/owner": "Zoë 😀"})
+    body = encode(review(d))  # ensure_ascii: "\\u00eb" and the pair "\\ud83d\\ude00"
+    assert b"\\ud83d\\ude00" in body
+    req = parse_review(body, "application/json")
+    assert req["object"]["metadata"]["annotations"]["modelgate.dev/owner"] == "Zoë 😀"
+    d = deployment(annotations={"modelgate.dev/owner": "Zo\udce9"})
+    with pytest.raises(MalformedReview, match="unpaired surrogate"):
+        parse_review(encode(review(d)), "application/json")
+
+
 def test_error_classes_carry_their_http_status() -> None:
     with pytest.raises(PayloadTooLarge) as too_big:
         parse_review(encode(review(deployment())), "application/json", max_bytes=100)
