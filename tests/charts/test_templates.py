@@ -230,6 +230,10 @@ def test_existing_secret_mode_uses_the_secret_and_the_given_ca_bundle() -> None:
             "tls.mode=certManager cannot be combined with webhook.url",
         ),
         ({"tls.existingSecret.caBundle": "Zm9v"}, "caBundle is only used with tls.mode=existing"),
+        (
+            {"webhook.url": "https://modelgate.example.com:9443"},
+            "tls.mode=generated cannot be combined with webhook.url",
+        ),
     ],
 )
 def test_invalid_tls_combinations_fail_with_a_clear_message(

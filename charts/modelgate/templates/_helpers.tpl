@@ -108,6 +108,9 @@ app.kubernetes.io/component: webhook
 {{- if and .Values.webhook.url (not (hasPrefix "https://" .Values.webhook.url)) -}}
 {{- fail (printf "webhook.url must start with https:// (got %q)" .Values.webhook.url) -}}
 {{- end -}}
+{{- if and (eq .Values.tls.mode "generated") .Values.webhook.url -}}
+{{- fail "tls.mode=generated cannot be combined with webhook.url: the generated certificate names the in-cluster Service only, so the API server would reject the URL's host; use tls.mode=existingSecret with a certificate for that host and tls.existingSecret.caBundle" -}}
+{{- end -}}
 {{- if not (has .Values.webhook.failurePolicy (list "Fail" "Ignore")) -}}
 {{- fail (printf "webhook.failurePolicy must be Fail or Ignore (got %q)" (toString .Values.webhook.failurePolicy)) -}}
 {{- end -}}
