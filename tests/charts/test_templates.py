@@ -280,6 +280,10 @@ def test_pdb_can_be_disabled_for_a_single_replica() -> None:
         ({"podAntiAffinity": "maybe"}, "podAntiAffinity must be soft, hard or none"),
         ({"image.tag": "latest"}, "`latest` is not allowed"),
         ({"config.failureMode": "sideways"}, "config.failureMode must be closed or open"),
+        (
+            {"networkPolicy.restrictEgress": "true"},
+            "networkPolicy.restrictEgress needs networkPolicy.egressTo",
+        ),
     ],
 )
 def test_bad_availability_values_fail_with_a_clear_message(

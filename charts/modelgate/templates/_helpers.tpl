@@ -148,6 +148,9 @@ app.kubernetes.io/component: webhook
 {{- if not (has .Values.config.failureMode (list "closed" "open")) -}}
 {{- fail (printf "config.failureMode must be closed or open (got %q)" (toString .Values.config.failureMode)) -}}
 {{- end -}}
+{{- if and .Values.networkPolicy.enabled .Values.networkPolicy.restrictEgress (not .Values.networkPolicy.egressTo) -}}
+{{- fail "networkPolicy.restrictEgress needs networkPolicy.egressTo: with DNS alone the webhook cannot reach its PostgreSQL database (add a rule for the database, e.g. its CIDR and port 5432)" -}}
+{{- end -}}
 {{- if not .Values.clusterName -}}
 {{- fail "clusterName must not be empty (it names this cluster in the inventory)" -}}
 {{- end -}}
