@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ CERT_MANAGER_CRDS = Path(__file__).parent / "crds" / "cert-manager.yaml"
 MODEL_CRDS = Path(__file__).parent.parent / "e2e" / "crds" / "kserve-seldon.yaml"
 # metrics.k8s.io, which the auditor lists for pod usage
 POD_METRICS_CRD = Path(__file__).parent / "crds" / "pod-metrics.yaml"
+METRICS_PATH = "/apis/metrics.k8s.io/v1beta1/pods"
 # real objects on the shared test cluster must not intercept other tests' requests
 NEVER = {"matchLabels": {"modelgate.dev/chart-test": "never-matches"}}
 # kinds whose objects would run pods in a real cluster
@@ -222,6 +224,11 @@ def test_auditor_role_covers_every_list_the_auditor_makes(
         cluster.kubectl(
             "wait", "--for=condition=Established", "--timeout=60s", "-f", str(POD_METRICS_CRD)
         )
+        # Established can come a moment before the group is served: wait until it lists
+        deadline = time.monotonic() + 60
+        while cluster.kubectl("get", "--raw", METRICS_PATH, check=False).returncode != 0:
+            assert time.monotonic() < deadline, f"{METRICS_PATH} never served"
+            time.sleep(0.5)
         identity = f"system:serviceaccount:{ns}:{release}-modelgate-auditor"
         source = KubernetesSource(
             cluster="chart", kubeconfig=str(cluster.user_kubeconfig(identity))
