@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 from gunicorn.app.base import BaseApplication
+from gunicorn.config import KNOWN_SETTINGS
 
 from modelgate.settings import Settings, SettingsError
 from webhook.tls import CertReloader, TLSConfigError
@@ -62,6 +63,14 @@ def _child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+def _no_control_socket() -> dict[str, Any]:
+    """gunicorn >= 25.1 opens a runtime-control socket under ``$HOME/.gunicorn`` by default; the
+    chart's pods have a read-only root filesystem (an error line at every start) and nothing
+    manages the workers at runtime, so it stays off where the setting exists."""
+    known = {getattr(s, "name", None) for s in KNOWN_SETTINGS}
+    return {"control_socket_disable": True} if "control_socket_disable" in known else {}
+
+
 def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
@@ -96,6 +105,7 @@ def gunicorn_options(
         "worker_exit": _worker_exit,
         "child_exit": _child_exit,
         "preload_app": False,
+        **_no_control_socket(),
     }
 
 

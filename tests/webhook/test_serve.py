@@ -53,6 +53,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     url = f"sqlite:///{workdir / 'inventory.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
     env.update(
+        # as in the chart's pods: HOME on a read-only root filesystem, nothing writable there
+        HOME="/proc/self/no-home",
         MODELGATE_DATABASE_URL=url,
         MODELGATE_CLUSTER_NAME="serve-test",
         MODELGATE_SPOOL_DIR=str(workdir / "spool"),
@@ -247,3 +249,11 @@ def test_cli_reports_a_bad_database_url_before_starting(served: Served) -> None:
     assert result.returncode == 1
     assert "MODELGATE_DATABASE_URL: unsupported database 'mysql'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unwritable_home_costs_no_error_at_start(served: Served) -> None:
+    """The server needs nothing under HOME (gunicorn's runtime-control socket stays off)."""
+    assert served.get("/healthz").status_code == 200
+    log = served.log.read_text(errors="replace")
+    assert "[ERROR]" not in log, log
+    assert "control socket" not in log.lower() and "Control server" not in log
