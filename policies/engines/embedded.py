@@ -83,41 +83,82 @@ def _clean(message: str, sources: Mapping[str, str] | None = None) -> str:
 #: never echoed in messages (it has a quote), no blanks or commas (so it is judged like the
 #: original by the free-text rules)
 _UNPARSEABLE = '{"modelgate:invalid-json-escape'
+#: metadata fields the policy parses as JSON
+_JSON_FIELDS = ("metrics", "certifications")
+#: the blanks RE2's ``\\s`` matches (lib.trimmed removes them at both ends of a value)
+_BLANKS = "\t\n\f\r "
+_BLANK_CONTROL_RE = re.compile(r"[\t\n\f\r]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_NEEDS_CARE_RE = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
-def _no_controls(doc: Any) -> Any:
-    """Control characters (which JSON must escape as \\u00XX) become U+FFFD."""
+def _plain_text(value: str) -> str:
+    """A free-text metadata value as rego-cpp can judge it like OPA judges the original.
+
+    rego-cpp sees strings in their JSON-escaped form: a tab is the two characters of ``\\t``
+    (so ``\\s`` does not match it) and a backslash that is not a JSON escape aborts
+    ``trim_space``/``json.is_valid``. So: blanks at both ends are removed (as lib.trimmed
+    does), a blank control character inside becomes a space and a quote (still a blank, still
+    not echoed), any other control character and every backslash become a quote (not a blank,
+    not echoed, valid or invalid for every rule exactly like the original)."""
+    value = value.strip(_BLANKS)
+    value = _BLANK_CONTROL_RE.sub(' "', value)
+    return _CONTROL_RE.sub('"', value).replace("\\", '"')
+
+
+def _json_strings(doc: Any) -> Any:
+    """Every string of a parsed JSON annotation as rego-cpp can judge it: a blank one stays
+    blank, otherwise control characters and backslashes become quotes (never echoed)."""
     if isinstance(doc, str):
-        return _CONTROL_RE.sub("\ufffd", doc)
+        if doc.strip(_BLANKS) == "":
+            return ""
+        return _CONTROL_RE.sub('"', doc).replace("\\", '"')
     if isinstance(doc, list):
-        return [_no_controls(v) for v in doc]
+        return [_json_strings(v) for v in doc]
     if isinstance(doc, dict):
-        return {_no_controls(k): _no_controls(v) for k, v in doc.items()}
+        return {_json_strings(k): _json_strings(v) for k, v in doc.items()}
     return doc
 
 
+def _json_text(value: str) -> str:
+    """A JSON metadata value (metrics, certifications) as rego-cpp can judge it like OPA."""
+    value = value.strip(_BLANKS)
+    try:
+        return json.dumps(_json_strings(json.loads(value)), ensure_ascii=False)
+    except ValueError:
+        pass
+    text = _plain_text(value)  # not JSON: shown like the original, if it is shown at all
+    try:
+        json.loads(text)
+    except ValueError:
+        return text
+    return _UNPARSEABLE  # quotes for backslashes made it JSON: keep it invalid
+
+
+def _needs_fixing(key: str, value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if key in _JSON_FIELDS:
+        return "\\u" in value or _NEEDS_CARE_RE.search(value) is not None
+    return _NEEDS_CARE_RE.search(value) is not None
+
+
 def _rego_cpp_safe(policy_input: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Work around rego-cpp's JSON builtins, which abort the whole query on ``\\u`` escapes
-    inside a JSON document held in a string (OPA parses them). Metadata values that are
-    valid JSON are re-serialised with the characters themselves (the same document, so the
-    same decision; control characters become U+FFFD); ones that are not JSON are replaced
-    with :data:`_UNPARSEABLE`."""
+    """The policy input with metadata values rego-cpp would misjudge or abort on rewritten so
+    that it decides like OPA on the originals (free text: :func:`_plain_text`; JSON fields:
+    :func:`_json_text`). Anything else is passed unchanged."""
     workload = policy_input.get("workload")
     if not isinstance(workload, Mapping):
         return policy_input
     metadata = workload.get("metadata")
     if not isinstance(metadata, Mapping):
         return policy_input
-    if not any(isinstance(v, str) and "\\u" in v for v in metadata.values()):
+    if not any(_needs_fixing(k, v) for k, v in metadata.items()):
         return policy_input
     fixed: dict[str, Any] = {}
     for key, value in metadata.items():
-        if isinstance(value, str) and "\\u" in value:
-            try:
-                value = json.dumps(_no_controls(json.loads(value)), ensure_ascii=False)
-            except ValueError:
-                value = _UNPARSEABLE
+        if _needs_fixing(key, value):
+            value = _plain_text(value) if key not in _JSON_FIELDS else _json_text(value)
         fixed[key] = value
     return {**policy_input, "workload": {**workload, "metadata": fixed}}
 

@@ -133,6 +133,29 @@ def variations() -> dict[str, PolicyInput]:
         "metrics-empty-object": {"metrics": "{}"},
         "metrics-negative-exp": {"metrics": '{"loss": -1.5e-3}'},
         "metrics-exponent-after-integer": {"metrics": '{"samples": 1e6, "lr": 3E-4}'},
+        # backslashes and control characters (rego-cpp aborted or misjudged these)
+        "backslash-x-owner": {"owner": "team\\x41"},
+        "windows-path-training-data": {"training_data": "C:\\data\\train.csv,\\\\nas\\d"},
+        "backslash-training-data-with-blank": {"training_data": "a\\e b"},
+        "trailing-backslash-version": {"model_version": "1.0\\"},
+        "backslash-status": {"compliance_status": "approved\\"},
+        "tab-around-status": {"compliance_status": "\tapproved\n"},
+        "tab-inside-training-data": {"training_data": "s3://a\tb"},
+        "control-char-model-card": {"model_card": "https://x/\x01card"},
+        "blank-controls-only-owner": {"owner": "\t\n"},
+        "metrics-backslash-x": {"metrics": '{"a": "\\x41"}'},
+        "metrics-not-json-backslash": {"metrics": "{\\a\\: 1}"},
+        "metrics-tab-only": {"metrics": "\t"},
+        "metrics-tab-around-garbage": {"metrics": "\t,Z"},
+        "certs-backslash-name": {
+            "certifications": json.dumps([{"name": "C:\\x41", "expires": "2099-01-01"}])
+        },
+        "certs-newline-in-name": {
+            "certifications": json.dumps([{"name": ".0$\n", "expires": "2099-01-01"}])
+        },
+        "certs-blank-controls-name": {
+            "certifications": json.dumps([{"name": "\n ", "expires": "2099-01-01"}])
+        },
         "metrics-exponents-beside-keys-and-escapes": {
             "metrics": '{"a:1e": 1e2, "b\\u00e4\\u0031e":3E1, "c":\n-2e3}'
         },

@@ -322,6 +322,33 @@ def test_json_annotations_with_unicode_escapes_are_parsed(embedded: EmbeddedEngi
     assert result.violations == ()
 
 
+def test_backslashes_and_control_characters_are_judged_not_a_failed_evaluation(
+    embedded: EmbeddedEngine,
+) -> None:
+    # rego-cpp aborted the whole evaluation on these (trim_space, json.is_valid), which failure
+    # mode open would have admitted unchecked; they are now judged like OPA judges them
+    plain = sample("01-compliant-deployment.yaml")
+    fine = {
+        "owner": "DOMAIN\\ml-team",
+        "training_data": "\\\\nas\\datasets\\train.csv,s3://b/x",
+        "compliance_status": "\tapproved\n",
+        "source": "C:\\src\\x41",
+    }
+    for field, value in fine.items():
+        result = embedded.evaluate(to_input(with_annotations(plain, **{field: value})))
+        assert result.allowed and result.violations == (), (field, result.deny)
+    bad = {
+        "model_name": ("fraud\\x41", "modelgate.dev/model-name"),
+        "training_data": ("a\\e b", "modelgate.dev/training-data"),
+        "metrics": ('{"auc": "\\x41"}', "modelgate.dev/metrics"),
+        "certifications": ("[\\x41]", "modelgate.dev/certifications"),
+    }
+    for field, (value, key) in bad.items():
+        result = embedded.evaluate(to_input(with_annotations(plain, **{field: value})))
+        assert not result.allowed, field
+        assert any(key in msg for msg in result.deny), (field, result.deny)
+
+
 def test_create_engine_with_watch_reloads_edits(policy_copy: Path) -> None:
     settings = Settings(policy_dir=policy_copy, policy_reload_seconds=0.05)
     engine = create_engine(settings, watch=True)

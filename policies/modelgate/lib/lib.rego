@@ -11,10 +11,14 @@ md := object.get(input, ["workload", "metadata"], {})
 # key("owner") == "modelgate.dev/owner"
 key(field) := concat("", [config.annotation_prefix, field])
 
-# has(field) is true when the field is set to something other than blanks.
-has(field) if trim_space(md[field]) != ""
+# trimmed(s): s without leading and trailing blanks. (trim_space aborts the whole rego-cpp
+# evaluation on a string holding a backslash that is not a JSON escape, e.g. "C:\models".)
+trimmed(s) := regex.replace(s, `^\s+|\s+$`, "")
 
-value(field) := trim_space(md[field])
+# has(field) is true when the field is set to something other than blanks.
+has(field) if trimmed(md[field]) != ""
+
+value(field) := trimmed(md[field])
 
 # raw(field): the value as written, for JSON parsing (trim_space would change escaped strings
 # in rego-cpp; JSON parsing ignores surrounding blanks anyway)
@@ -134,6 +138,6 @@ certifications := certs if {
 valid_certification(c) if {
 	is_object(c)
 	is_string(c.name)
-	trim_space(c.name) != ""
+	trimmed(c.name) != ""
 	valid_date(c.expires)
 }

@@ -53,7 +53,7 @@ violations contains msg if {
 violations contains msg if {
 	lib.has("training-data")
 	some uri in split(lib.value("training-data"), ",")
-	not valid_dataset_uri(trim_space(uri))
+	not valid_dataset_uri(lib.trimmed(uri))
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("training-data")), " value ", lib.shown(lib.value("training-data")),
 		": list dataset URIs separated by commas, with no blanks inside a URI and no empty entries, e.g. \"s3://bucket/train.parquet,hf://datasets/org/name\"",
