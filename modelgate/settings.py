@@ -20,6 +20,9 @@ FailureMode = Literal["closed", "open"]
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class SettingsError(ValueError):
     """A setting has a value modelgate cannot use."""
 
@@ -87,19 +90,35 @@ def _bool(raw: Any) -> bool:
 
 
 def _convert(name: str, raw: Any) -> Any:
+    converted: float = 0.0
     try:
         if name in ("policy_dir", "spool_dir"):
             return Path(str(raw)) if raw is not None else None
-        if name in ("policy_timeout_seconds", "policy_reload_seconds"):
-            return float(raw)
-        if name == "max_request_bytes":
-            return int(raw)
         if name == "auto_migrate":
             return _bool(raw)
+        if name in ("policy_timeout_seconds", "policy_reload_seconds"):
+            converted = float(raw)
+            if converted != converted:  # NaN
+                raise ValueError("not a number")
+        if name == "max_request_bytes":
+            converted = int(raw)
     except (TypeError, ValueError) as e:
         raise SettingsError(f"setting {name} has an invalid value {raw!r}") from e
     if name == "policy_engine" and raw not in ("embedded", "opa"):
         raise SettingsError(f"MODELGATE_POLICY_ENGINE must be 'embedded' or 'opa', not {raw!r}")
     if name == "failure_mode" and raw not in ("closed", "open"):
         raise SettingsError(f"MODELGATE_FAILURE_MODE must be 'closed' or 'open', not {raw!r}")
+    if name == "log_level":
+        level = str(raw).strip().upper()
+        if level not in LOG_LEVELS:
+            raise SettingsError(
+                f"MODELGATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}"
+            )
+        return level
+    if name in ("policy_timeout_seconds", "max_request_bytes") and converted <= 0:
+        raise SettingsError(f"MODELGATE_{name.upper()} must be positive, not {raw!r}")
+    if name == "policy_reload_seconds" and converted < 0:
+        raise SettingsError(f"MODELGATE_POLICY_RELOAD_SECONDS must be 0 or more, not {raw!r}")
+    if name in ("policy_timeout_seconds", "policy_reload_seconds", "max_request_bytes"):
+        return converted
     return raw if not isinstance(raw, str) else raw.strip()
