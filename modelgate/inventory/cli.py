@@ -216,7 +216,7 @@ def _render_detail(detail: Any) -> str:
             ("owner", v["owner"]),
             ("compliance status", v["compliance_status"]),
             ("risk tier", v["risk_tier"]),
-            ("training date", v["training_date"] or v["training_date_raw"] or "-"),
+            ("training date", v["training_date_raw"] or v["training_date"] or "-"),
             ("model card", v["model_card"] or "-"),
             ("source", v["source"] or "-"),
             ("exempt reason", v["exempt_reason"]),

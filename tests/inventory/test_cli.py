@@ -128,6 +128,7 @@ def test_models_show_table(populated_url: str) -> None:
     assert "model: chat-summarizer" in out
     assert "version 0.3.0" in out
     assert "exempt reason: internal pilot" in out
+    assert "training date: 2025-11-02\n" in out  # as written, not as a midnight date-time
     assert "iso-42001 (expires 2027-03-01)" in out
     assert "denied" in out and "violation: bad" in out
 
