@@ -249,6 +249,40 @@ def test_image_only_model_server_is_detected(cluster: Cluster) -> None:
     assert "validate.modelgate.dev" in r.stderr
 
 
+def test_jobs_a_cronjob_starts_are_not_judged_again(cluster: Cluster) -> None:
+    """The CronJob controller copies only jobTemplate's metadata onto the Jobs it starts, so a
+    CronJob documented on its own metadata starts Jobs that carry none of it. (No
+    controller-manager runs here: the test creates the Job the way the controller would.)"""
+    name = _uid("nightly")
+    cron = cronjob(name, ENFORCE_NS, model_annotations(name))
+    template = cron["spec"]["jobTemplate"]["spec"]["template"]
+    template["metadata"]["labels"][f"{PREFIX}model"] = "true"
+    r = apply_result(cluster, cron)
+    assert r.returncode == 0, r.stderr
+    uid = cluster.get_json(f"cronjob/{name}", "-n", ENFORCE_NS)["metadata"]["uid"]
+    job: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"{name}-29100000", "namespace": ENFORCE_NS},
+        "spec": {"template": template},
+    }
+    # the same Job created by hand is an undocumented model...
+    bare = apply_result(cluster, job, "--dry-run=server")
+    assert bare.returncode != 0 and f"{PREFIX}model-name" in bare.stderr
+    # ...but created by its CronJob it was judged through the CronJob
+    job["metadata"]["ownerReferences"] = [
+        {"apiVersion": "batch/v1", "kind": "CronJob", "name": name, "uid": uid, "controller": True}
+    ]
+    try:
+        r = apply_result(cluster, job)
+        assert r.returncode == 0, r.stderr
+        assert "Warning:" not in r.stderr
+    finally:
+        cluster.kubectl(
+            "delete", "job", job["metadata"]["name"], "-n", ENFORCE_NS, "--ignore-not-found"
+        )
+
+
 def _admitted(cluster: Cluster, obj: dict[str, Any]) -> bool:
     return apply_result(cluster, obj, "--dry-run=server").returncode == 0
 
