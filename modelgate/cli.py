@@ -19,6 +19,7 @@ _COMMANDS: dict[str, str] = {
     "policy": "policies.cli:policy_group",
     "audit": "auditor.cli:audit_command",
     "report": "auditor.cli:report_command",
+    "dashboard": "dashboard.serve:dashboard_command",
 }
 
 

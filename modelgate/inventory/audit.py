@@ -423,14 +423,21 @@ def findings_resolved_by(db: Database, scan_id: int) -> list[FindingRecord]:
 
 
 def findings(
-    db: Database, *, status: str | None = None, cluster: str | None = None
+    db: Database,
+    *,
+    status: str | None = None,
+    cluster: str | None = None,
+    type: str | None = None,
 ) -> list[FindingRecord]:
+    """Findings (of one status, cluster or type, or all), sorted by workload then type."""
     with db.read() as session:
         query = select(Finding)
         if status:
             query = query.where(Finding.status == status)
         if cluster:
             query = query.where(Finding.cluster == cluster)
+        if type:
+            query = query.where(Finding.type == type)
         query = query.order_by(
             Finding.cluster, Finding.namespace, Finding.kind, Finding.name, Finding.type
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -382,9 +382,70 @@ def decisions(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = 100,
+    offset: int = 0,
 ) -> list[DecisionRow]:
-    """Decision-log entries matching every given filter, most recent first."""
-    stmt = select(Decision)
+    """Decision-log entries matching every given filter, most recent first; ``offset`` skips
+    that many of them (pagination)."""
+    stmt = _filter_decisions(
+        select(Decision),
+        cluster=cluster,
+        namespace=namespace,
+        kind=kind,
+        name=name,
+        model=model,
+        version=version,
+        allowed=allowed,
+        since=since,
+        until=until,
+    )
+    stmt = stmt.order_by(Decision.time.desc(), Decision.id.desc())
+    if offset:
+        stmt = stmt.offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [_decision_row(d) for d in session.scalars(stmt)]
+
+
+def count_decisions(
+    session: Session,
+    *,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    allowed: bool | None = None,
+    model: str | None = None,
+) -> int:
+    """How many decision-log entries match the filters (same meaning as :func:`decisions`)."""
+    stmt = _filter_decisions(
+        select(func.count(Decision.id)),
+        cluster=cluster,
+        namespace=namespace,
+        model=model,
+        allowed=allowed,
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def decision_namespaces(session: Session) -> list[str]:
+    """Every namespace that appears in the decision log, sorted."""
+    return sorted(session.scalars(select(Decision.namespace).distinct()))
+
+
+_S = TypeVar("_S", bound=Select[Any])
+
+
+def _filter_decisions(
+    stmt: _S,
+    *,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    allowed: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> _S:
     for column, value in (
         (Decision.cluster, cluster),
         (Decision.namespace, namespace),
@@ -400,10 +461,7 @@ def decisions(
         stmt = stmt.where(Decision.time >= since)
     if until is not None:
         stmt = stmt.where(Decision.time < until)
-    stmt = stmt.order_by(Decision.time.desc(), Decision.id.desc())
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [_decision_row(d) for d in session.scalars(stmt)]
+    return stmt
 
 
 def certifications(session: Session) -> list[CertificationStatus]:
@@ -425,3 +483,97 @@ def certifications(session: Session) -> list[CertificationStatus]:
         )
         for c, v, m in session.execute(stmt).tuples()
     ]
+
+
+class InventoryCounts(TypedDict):
+    models: int
+    versions: int
+    live_deployments: int  # recorded deployments not deleted
+
+
+def inventory_counts(session: Session) -> InventoryCounts:
+    """How many models, model versions and live deployments the inventory holds."""
+    live = or_(Deployment.status.is_(None), Deployment.status != "deleted")
+    return InventoryCounts(
+        models=int(session.scalar(select(func.count(Model.id))) or 0),
+        versions=int(session.scalar(select(func.count(ModelVersion.id))) or 0),
+        live_deployments=int(session.scalar(select(func.count(Deployment.id)).where(live)) or 0),
+    )
+
+
+#: metadata every model version must carry (the policy's defaults)
+REQUIRED_FIELDS = (
+    "model-name",
+    "model-version",
+    "owner",
+    "training-date",
+    "training-data",
+    "compliance-status",
+)
+#: optional metadata a complete documentation record carries as well
+RECOMMENDED_FIELDS = ("model-card", "metrics", "training-run", "source")
+
+
+class VersionDocumentation(TypedDict):
+    model: str
+    version: str
+    owner: str
+    risk_tier: str
+    live_deployments: int
+    missing_required: list[str]  # includes model-card and certifications for the high tier
+    missing_recommended: list[str]
+
+
+def documentation_gaps(session: Session) -> list[VersionDocumentation]:
+    """Every model version with at least one live deployment and the metadata fields it lacks
+    (required ones, and the recommended ``model-card``, ``metrics``, ``training-run``,
+    ``source``), sorted by model and version. A field whose value could not be parsed (e.g. a
+    training date that is not a date) counts as missing."""
+    stmt = (
+        select(ModelVersion)
+        .join(Model, ModelVersion.model_id == Model.id)
+        .options(
+            selectinload(ModelVersion.model),
+            selectinload(ModelVersion.datasets),
+            selectinload(ModelVersion.certifications),
+            selectinload(ModelVersion.deployments),
+        )
+        .order_by(Model.name, ModelVersion.version)
+    )
+    out: list[VersionDocumentation] = []
+    for v in session.scalars(stmt):
+        live = sum(1 for d in v.deployments if _live(d))
+        if not live:
+            continue
+        present = {
+            "model-name": True,
+            "model-version": bool(v.version),
+            "owner": bool(v.owner),
+            "training-date": v.training_date is not None,
+            "training-data": bool(v.datasets),
+            "compliance-status": bool(v.compliance_status),
+            "model-card": bool(v.model_card),
+            "metrics": bool(v.metrics),
+            "training-run": v.training_run_id is not None,
+            "source": bool(v.source),
+            "certifications": bool(v.certifications),
+        }
+        required = list(REQUIRED_FIELDS)
+        if v.risk_tier == "high":
+            required += ["model-card", "certifications"]
+        missing_required = [f for f in required if not present[f]]
+        missing_recommended = [
+            f for f in RECOMMENDED_FIELDS if not present[f] and f not in missing_required
+        ]
+        out.append(
+            VersionDocumentation(
+                model=v.model.name,
+                version=v.version,
+                owner=v.owner,
+                risk_tier=v.risk_tier,
+                live_deployments=live,
+                missing_required=missing_required,
+                missing_recommended=missing_recommended,
+            )
+        )
+    return out

@@ -1,0 +1,449 @@
+"""What the dashboard shows, computed from the inventory's plain-dict queries.
+
+Nothing here imports SQLAlchemy: sessions come from :meth:`Database.read` and are handed to
+:mod:`modelgate.inventory.queries`; audit data comes from :mod:`modelgate.inventory.audit`.
+
+Audit readiness is a list of checks, each ``ok``, ``warn`` or ``fail`` with its reason:
+
+- recent scan: fails with no scan, or when the last one finished more than 7 days ago;
+  warns while it runs or when it failed;
+- sources reachable: fails when a source of the latest scan was unreachable;
+- high-severity findings: fails on open findings of severity high or critical;
+- undocumented orphans: fails on open ``orphan`` findings (running, never admitted);
+- certifications: fails when a deployed model version holds an expired certification,
+  warns when one expires within 30 days;
+- documentation: fails when a deployed version lacks a required field, warns when it lacks
+  a recommended one (model card, metrics, training run, source).
+
+The overall status is ``ready`` (every check ok), ``at risk`` (warnings only) or ``not
+ready`` (any failure).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypedDict
+
+from modelgate.inventory import audit, queries
+from modelgate.inventory.db import Database
+
+CERT_WARNING_DAYS = 30
+SCAN_MAX_AGE = timedelta(days=7)
+RISK_TIERS = ("high", "limited", "minimal")
+COMPLIANCE_STATUSES = ("approved", "pending-review", "rejected", "exempt")
+FINDING_TYPES = (
+    "orphan",
+    "violation",
+    "drift",
+    "retired",
+    "expiring-certification",
+    "missing-metadata",
+)
+HIGH_SEVERITIES = ("high", "critical")
+
+
+class Check(TypedDict):
+    name: str
+    status: str  # ok / warn / fail
+    reason: str
+
+
+class Readiness(TypedDict):
+    status: str  # ready / at risk / not ready
+    checks: list[Check]
+
+
+class CertificationState(TypedDict):
+    model: str
+    version: str
+    name: str
+    expires: str | None
+    days_left: int | None
+    state: str  # expired / expiring / valid / unknown
+    live: bool
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with datetimes and dates as ISO 8601 strings (for JSON and templates)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def cert_state(expires: str | None, today: date) -> tuple[str, int | None]:
+    if not expires:
+        return "unknown", None
+    try:
+        day = date.fromisoformat(expires[:10])
+    except ValueError:
+        return "unknown", None
+    left = (day - today).days
+    if left < 0:
+        return "expired", left
+    if left <= CERT_WARNING_DAYS:
+        return "expiring", left
+    return "valid", left
+
+
+class Bar(TypedDict):
+    label: str
+    count: int
+
+
+def bars(counts: Mapping[str, int], order: Iterable[str]) -> list[Bar]:
+    """One bar per label of ``order``, then any other label with a count, by name."""
+    known = list(order)
+    rows = [Bar(label=k, count=int(counts.get(k, 0))) for k in known]
+    rows += [Bar(label=k, count=int(v)) for k, v in sorted(counts.items()) if k not in known and v]
+    return rows
+
+
+def age_text(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def overview(db: Database, now: datetime) -> dict[str, Any]:
+    """Everything the overview page and ``/api/overview`` show."""
+    today = now.astimezone(UTC).date()
+    with db.read() as session:
+        counts = queries.inventory_counts(session)
+        models = queries.list_models(session)
+        docs = queries.documentation_gaps(session)
+        certs = queries.certifications(session)
+        live_versions = {(d["model"], d["version"]) for d in docs}
+    scan = audit.latest_scan(db)
+    open_findings = audit.findings(db, status="open")
+
+    by_tier = Counter(m["risk_tier"] for m in models if m["risk_tier"])
+    by_status = Counter(m["compliance_status"] for m in models if m["compliance_status"])
+
+    complete = [d for d in docs if not d["missing_required"] and not d["missing_recommended"]]
+    documentation = {
+        "live_versions": len(docs),
+        "complete": len(complete),
+        "percent": round(100 * len(complete) / len(docs)) if docs else None,
+        "missing_required": sum(1 for d in docs if d["missing_required"]),
+        "field_gaps": bars(
+            Counter(f for d in docs for f in d["missing_required"] + d["missing_recommended"]),
+            [*queries.REQUIRED_FIELDS, "certifications", *queries.RECOMMENDED_FIELDS],
+        ),
+        "gaps": [d for d in docs if d["missing_required"] or d["missing_recommended"]],
+    }
+
+    cert_rows: list[CertificationState] = []
+    for c in certs:
+        state, left = cert_state(c["expires"], today)
+        cert_rows.append(
+            CertificationState(
+                model=c["model"],
+                version=c["version"],
+                name=c["name"],
+                expires=c["expires"] or c["expires_raw"],
+                days_left=left,
+                state=state,
+                live=(c["model"], c["version"]) in live_versions,
+            )
+        )
+    attention = [c for c in cert_rows if c["state"] in ("expired", "expiring")]
+
+    scan_info: dict[str, Any] | None = None
+    latest_by_type: list[Bar] = []
+    if scan is not None:
+        finished = scan["finished_at"] or scan["started_at"]
+        unreachable = [s for s in scan["sources"] if s.get("status") != "ok"]
+        scan_info = {
+            "id": scan["id"],
+            "status": scan["status"],
+            "started_at": scan["started_at"].isoformat(),
+            "finished_at": scan["finished_at"].isoformat() if scan["finished_at"] else None,
+            "age": age_text(now - finished),
+            "age_seconds": int((now - finished).total_seconds()),
+            "sources": jsonable(scan["sources"]),
+            "unreachable": jsonable(unreachable),
+        }
+        seen = audit.scan_findings_of(db, scan["id"])
+        latest_by_type = bars(
+            Counter(f["type"] for f in seen if f["status"] == "open"), FINDING_TYPES
+        )
+
+    return {
+        "generated_at": now.isoformat(),
+        "counts": counts,
+        "by_tier": bars(by_tier, RISK_TIERS),
+        "by_status": bars(by_status, COMPLIANCE_STATUSES),
+        "documentation": documentation,
+        "certifications": {
+            "expired": sum(1 for c in cert_rows if c["state"] == "expired"),
+            "expiring": sum(1 for c in cert_rows if c["state"] == "expiring"),
+            "attention": attention,
+        },
+        "scan": scan_info,
+        "open_findings_latest_scan": latest_by_type,
+        "open_findings": len(open_findings),
+        "readiness": readiness(
+            scan_info=scan_info,
+            scan_finished=(scan["finished_at"] or scan["started_at"]) if scan else None,
+            now=now,
+            open_findings=open_findings,
+            certs=cert_rows,
+            docs=docs,
+        ),
+    }
+
+
+def readiness(
+    *,
+    scan_info: Mapping[str, Any] | None,
+    scan_finished: datetime | None,
+    now: datetime,
+    open_findings: list[audit.FindingRecord],
+    certs: list[CertificationState],
+    docs: list[queries.VersionDocumentation],
+) -> Readiness:
+    """The audit-readiness checks (see the module docstring) and the overall status."""
+    checks: list[Check] = []
+    if scan_info is None or scan_finished is None:
+        checks.append(
+            Check(
+                name="recent scan",
+                status="fail",
+                reason="no audit scan recorded: run `modelgate audit`",
+            )
+        )
+    elif scan_info["status"] == "running":
+        checks.append(
+            Check(
+                name="recent scan",
+                status="warn",
+                reason=f"scan #{scan_info['id']} is still running (started {scan_info['age']} ago)",
+            )
+        )
+    elif now - scan_finished > SCAN_MAX_AGE:
+        checks.append(
+            Check(
+                name="recent scan",
+                status="fail",
+                reason=f"the last scan (#{scan_info['id']}) finished {scan_info['age']} ago, "
+                f"more than {SCAN_MAX_AGE.days} days",
+            )
+        )
+    elif scan_info["status"] != "completed":
+        checks.append(
+            Check(
+                name="recent scan",
+                status="warn",
+                reason=f"the last scan (#{scan_info['id']}) {scan_info['status']} "
+                f"{scan_info['age']} ago",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                name="recent scan",
+                status="ok",
+                reason=f"scan #{scan_info['id']} completed {scan_info['age']} ago",
+            )
+        )
+
+    if scan_info is not None:
+        unreachable = scan_info["unreachable"]
+        if unreachable:
+            names = ", ".join(str(s.get("name")) for s in unreachable)
+            checks.append(
+                Check(
+                    name="sources reachable",
+                    status="fail",
+                    reason=f"{len(unreachable)} source(s) unreachable in the last scan: {names}",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    name="sources reachable",
+                    status="ok",
+                    reason=f"all {len(scan_info['sources'])} source(s) answered",
+                )
+            )
+
+    high = [f for f in open_findings if f["severity"] in HIGH_SEVERITIES]
+    checks.append(
+        Check(
+            name="high-severity findings",
+            status="fail" if high else "ok",
+            reason=(
+                f"{len(high)} open finding(s) of severity high or critical"
+                if high
+                else "no open high-severity finding"
+            ),
+        )
+    )
+    orphans = [f for f in open_findings if f["type"] == "orphan"]
+    checks.append(
+        Check(
+            name="undocumented orphans",
+            status="fail" if orphans else "ok",
+            reason=(
+                f"{len(orphans)} running model(s) never admitted to the inventory: "
+                + ", ".join(f"{f['cluster']}/{f['namespace']}/{f['name']}" for f in orphans[:5])
+                + (" …" if len(orphans) > 5 else "")
+                if orphans
+                else "every running model found by the last scan is in the inventory"
+            ),
+        )
+    )
+    live_certs = [c for c in certs if c["live"]]
+    expired = [c for c in live_certs if c["state"] == "expired"]
+    expiring = [c for c in live_certs if c["state"] == "expiring"]
+    if expired:
+        checks.append(
+            Check(
+                name="certifications",
+                status="fail",
+                reason=f"{len(expired)} expired certification(s) on deployed versions: "
+                + ", ".join(f"{c['model']}@{c['version']} {c['name']}" for c in expired[:5]),
+            )
+        )
+    elif expiring:
+        checks.append(
+            Check(
+                name="certifications",
+                status="warn",
+                reason=f"{len(expiring)} certification(s) on deployed versions expire within "
+                f"{CERT_WARNING_DAYS} days",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                name="certifications",
+                status="ok",
+                reason="no certification of a deployed version expired or expiring",
+            )
+        )
+    lacking = [d for d in docs if d["missing_required"]]
+    partial = [d for d in docs if d["missing_recommended"] and not d["missing_required"]]
+    if lacking:
+        checks.append(
+            Check(
+                name="documentation",
+                status="fail",
+                reason=f"{len(lacking)} deployed version(s) lack required metadata: "
+                + ", ".join(
+                    f"{d['model']}@{d['version']} ({', '.join(d['missing_required'])})"
+                    for d in lacking[:5]
+                ),
+            )
+        )
+    elif partial:
+        checks.append(
+            Check(
+                name="documentation",
+                status="warn",
+                reason=f"{len(partial)} deployed version(s) lack recommended metadata "
+                "(model card, metrics, training run or source)",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                name="documentation",
+                status="ok",
+                reason=(
+                    f"all {len(docs)} deployed version(s) fully documented"
+                    if docs
+                    else "no deployed model version to document"
+                ),
+            )
+        )
+    statuses = {c["status"] for c in checks}
+    status = "not ready" if "fail" in statuses else "at risk" if "warn" in statuses else "ready"
+    return Readiness(status=status, checks=checks)
+
+
+def model_list(
+    db: Database,
+    *,
+    search: str | None,
+    risk_tier: str | None,
+    compliance_status: str | None,
+) -> list[queries.ModelSummary]:
+    """Models whose name, owner or a training dataset contains ``search``."""
+    with db.read() as session:
+        found = queries.list_models(
+            session, search=search, risk_tier=risk_tier, compliance_status=compliance_status
+        )
+        if search:
+            by_dataset = queries.list_models(
+                session, dataset=search, risk_tier=risk_tier, compliance_status=compliance_status
+            )
+            names = {m["name"] for m in found}
+            found = sorted(
+                found + [m for m in by_dataset if m["name"] not in names],
+                key=lambda m: m["name"],
+            )
+    return found
+
+
+def model_detail(db: Database, name: str, now: datetime) -> dict[str, Any] | None:
+    today = now.astimezone(UTC).date()
+    with db.read() as session:
+        detail = queries.show_model(session, name, decision_limit=20)
+    if detail is None:
+        return None
+    out: dict[str, Any] = dict(detail)
+    versions = []
+    for v in detail["versions"]:
+        row: dict[str, Any] = dict(v)
+        certs = []
+        for c in v["certifications"]:
+            state, left = cert_state(c["expires"], today)
+            certs.append({**c, "state": state, "days_left": left})
+        row["certifications"] = certs
+        versions.append(row)
+    out["versions"] = versions
+    return out
+
+
+PAGE_SIZE = 50
+
+
+def decision_page(
+    db: Database, *, allowed: bool | None, namespace: str | None, page: int
+) -> dict[str, Any]:
+    with db.read() as session:
+        total = queries.count_decisions(session, allowed=allowed, namespace=namespace)
+        rows = queries.decisions(
+            session,
+            allowed=allowed,
+            namespace=namespace,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+        )
+        namespaces = queries.decision_namespaces(session)
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    return {
+        "decisions": rows,
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "page_size": PAGE_SIZE,
+        "namespaces": namespaces,
+    }
+
+
+def finding_list(db: Database, *, status: str | None, type_: str | None) -> dict[str, Any]:
+    rows = audit.findings(db, status=status, type=type_)
+    severity_order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    rows.sort(key=lambda f: (f["status"] != "open", severity_order.get(f["severity"], 9)))
+    return {"findings": jsonable(rows), "total": len(rows)}

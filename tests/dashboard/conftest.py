@@ -1,0 +1,188 @@
+"""Dashboard fixtures: an inventory seeded through the real Recorder and a real audit scan
+(manifests snapshot reconciled by the auditor with the embedded policy engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from auditor.discovery import create_sources
+from auditor.reconcile import Reconciler
+from dashboard.app import create_app
+from modelgate.inventory import migrate
+from modelgate.inventory.db import Database
+from modelgate.settings import Settings
+from policies.engines import PolicyEngine, create_engine
+from tests.auditor.helpers import (
+    admit,
+    certs,
+    deny,
+    deployment,
+    in_days,
+    metadata,
+    write_snapshot,
+)
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[PolicyEngine]:
+    eng = create_engine(Settings.from_env({}))
+    assert eng.ready(), "the shipped policy bundle must load"
+    yield eng
+    eng.close()
+
+
+def seed_inventory(db: Database) -> None:
+    """Three models in cluster prod:
+
+    - fraud-detector 1.0.0, limited, approved, fully documented (model card, metrics, run,
+      source), deployed as ``fraud`` in ns ``ml``;
+    - credit-scorer 3.2, high, approved, certification ISO-42001 expiring in 10 days and
+      EU-AI-Act expired 5 days ago, no source, deployed as ``scorer`` in ns ``ml``;
+    - churn-predictor 2.0, minimal, pending-review, no model card, metrics, run or source,
+      deployed as ``churn`` in ns ``growth``;
+    plus a denied ``shadow`` in ns ``growth`` (owner missing).
+    """
+    admit(
+        db,
+        "prod",
+        deployment(
+            "fraud",
+            annotations=metadata(
+                model_card="https://models.example.com/fraud/card",
+                source="https://git.example.com/risk/fraud@4f2a9c1",
+            ),
+        ),
+        when=NOW - timedelta(days=3),
+    )
+    admit(
+        db,
+        "prod",
+        deployment(
+            "scorer",
+            image="registry.example.com/scorer:3.2",
+            annotations=metadata(
+                model_name="credit-scorer",
+                model_version="3.2",
+                owner="credit-team@example.com",
+                risk_tier="high",
+                model_card="https://models.example.com/credit/card",
+                training_data="s3://data/credit/bureau-2025.parquet",
+                certifications=certs(("ISO-42001", in_days(10)), ("EU-AI-Act", in_days(-5))),
+            ),
+        ),
+        when=NOW - timedelta(days=2),
+    )
+    admit(
+        db,
+        "prod",
+        deployment(
+            "churn",
+            namespace="growth",
+            image="registry.example.com/churn:2.0",
+            annotations=metadata(
+                model_name="churn-predictor",
+                model_version="2.0",
+                owner="growth@example.com",
+                compliance_status="pending-review",
+                risk_tier="minimal",
+                training_data="s3://data/growth/events.parquet",
+                training_run=None,
+                metrics=None,
+            ),
+        ),
+        when=NOW - timedelta(days=1),
+    )
+    deny(
+        db,
+        "prod",
+        deployment("shadow", namespace="growth", annotations=metadata(owner=None)),
+        ["missing required metadata: modelgate.dev/owner"],
+    )
+
+
+def run_scan(
+    db: Database, engine: PolicyEngine, tmp_path: Path, *, with_rogue: bool = True
+) -> None:
+    """A snapshot of cluster prod: fraud and scorer as admitted, churn gone (retired), an
+    orphan ``rogue-llm`` in ns ``lab`` never admitted (left out with ``with_rogue=False``)."""
+    objects: list[dict[str, Any]] = [
+        deployment(
+            "fraud",
+            annotations=metadata(
+                model_card="https://models.example.com/fraud/card",
+                source="https://git.example.com/risk/fraud@4f2a9c1",
+            ),
+        ),
+        deployment(
+            "scorer",
+            image="registry.example.com/scorer:3.2",
+            annotations=metadata(
+                model_name="credit-scorer",
+                model_version="3.2",
+                owner="credit-team@example.com",
+                risk_tier="high",
+                model_card="https://models.example.com/credit/card",
+                training_data="s3://data/credit/bureau-2025.parquet",
+                certifications=certs(("ISO-42001", in_days(10)), ("EU-AI-Act", in_days(-5))),
+            ),
+        ),
+        deployment(
+            "rogue",
+            namespace="lab",
+            image="vllm/vllm-openai:v0.6.3",
+            annotations=metadata(model_name="rogue-llm"),
+        ),
+    ]
+    if not with_rogue:
+        objects = objects[:2]
+    snap = write_snapshot(tmp_path / ("prod" if with_rogue else "prod-again") / "prod", objects)
+    Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'inventory.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> Iterator[Database]:
+    database = Database(sqlite_url)
+    yield database
+    database.dispose()
+
+
+def make_client(url: str) -> tuple[Flask, FlaskClient]:
+    app = create_app(Settings.from_env({}, database_url=url))
+    app.testing = True
+    return app, app.test_client()
+
+
+@pytest.fixture
+def empty_client(sqlite_url: str) -> FlaskClient:
+    return make_client(sqlite_url)[1]
+
+
+@pytest.fixture
+def seeded_client(db: Database, sqlite_url: str) -> FlaskClient:
+    seed_inventory(db)
+    return make_client(sqlite_url)[1]
+
+
+@pytest.fixture
+def scanned_client(
+    db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path
+) -> FlaskClient:
+    seed_inventory(db)
+    run_scan(db, engine, tmp_path)
+    return make_client(sqlite_url)[1]

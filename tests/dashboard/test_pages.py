@@ -1,0 +1,259 @@
+"""The dashboard's pages and JSON on a SQLite inventory seeded through the real Recorder and
+a real audit scan: the numbers and names shown, filters, pagination and empty states."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from modelgate.inventory.db import Database
+from policies.engines import PolicyEngine
+from tests.auditor.helpers import deny, deployment, metadata
+from tests.dashboard.conftest import make_client, run_scan
+
+
+def _text(client: FlaskClient, path: str, status: int = 200) -> str:
+    response = client.get(path)
+    assert response.status_code == status, response.get_data(as_text=True)[:2000]
+    return response.get_data(as_text=True)
+
+
+def _card(html: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}">([^<]*)<', html)
+    assert match, element_id
+    return match.group(1)
+
+
+def _bars(svg_rows: list[dict[str, object]]) -> dict[object, object]:
+    return {row["label"]: row["count"] for row in svg_rows}
+
+
+def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
+    scanned_client: FlaskClient,
+) -> None:
+    data = scanned_client.get("/api/overview").get_json()
+    assert data["counts"] == {"models": 3, "versions": 3, "live_deployments": 3}
+    assert _bars(data["by_tier"]) == {"high": 1, "limited": 1, "minimal": 1}
+    assert _bars(data["by_status"]) == {
+        "approved": 2,
+        "pending-review": 1,
+        "rejected": 0,
+        "exempt": 0,
+    }
+    docs = data["documentation"]
+    assert (docs["live_versions"], docs["complete"], docs["percent"]) == (3, 1, 33)
+    gaps = {(g["model"], tuple(g["missing_recommended"])) for g in docs["gaps"]}
+    assert gaps == {
+        ("churn-predictor", ("model-card", "metrics", "training-run", "source")),
+        ("credit-scorer", ("source",)),
+    }
+    assert (data["certifications"]["expired"], data["certifications"]["expiring"]) == (1, 1)
+    assert _bars(data["open_findings_latest_scan"]) == {
+        "orphan": 1,
+        "violation": 0,
+        "drift": 0,
+        "retired": 1,
+        "expiring-certification": 1,
+        "missing-metadata": 0,
+    }
+    readiness = data["readiness"]
+    assert readiness["status"] == "not ready"
+    checks = {c["name"]: c for c in readiness["checks"]}
+    assert checks["recent scan"]["status"] == "ok"
+    assert checks["sources reachable"]["status"] == "ok"
+    assert checks["high-severity findings"]["status"] == "fail"
+    assert checks["undocumented orphans"]["status"] == "fail"
+    assert "prod/lab/rogue" in checks["undocumented orphans"]["reason"]
+    assert checks["certifications"]["status"] == "fail"
+    assert "credit-scorer@3.2 EU-AI-Act" in checks["certifications"]["reason"]
+    assert checks["documentation"]["status"] == "warn"
+
+    html = _text(scanned_client, "/")
+    assert _card(html, "count-models") == "3"
+    assert _card(html, "count-versions") == "3"
+    assert _card(html, "count-deployments") == "3"
+    assert _card(html, "doc-percent") == "33%"
+    assert _card(html, "certs-expired") == "1"
+    assert _card(html, "certs-expiring") == "1"
+    assert _card(html, "readiness-status") == "not ready"
+    assert "prod/lab/rogue" in html
+    assert html.count("<svg") == 4  # tier, status, findings, field gaps
+    assert 'aria-label="Models by risk tier"' in html
+    assert "EU-AI-Act" in html and "5 days ago" in html
+    assert "ISO-42001" in html and "in 10 days" in html
+    assert "https://" not in html.split("<body>")[0]  # no CDN: everything is served locally
+    css = scanned_client.get("/static/dashboard.css")
+    assert css.status_code == 200 and b"svg.bars" in css.data
+
+
+def test_empty_inventory_shows_helpful_empty_states(empty_client: FlaskClient) -> None:
+    html = _text(empty_client, "/")
+    assert "The inventory is empty" in html
+    assert _card(html, "count-models") == "0"
+    assert _card(html, "doc-percent") == "—"
+    assert "No audit scan recorded yet" in html
+    assert "no audit scan recorded: run `modelgate audit`" in html.replace("&#96;", "`")
+    assert "holds no model yet" in _text(empty_client, "/models")
+    assert "No admission decision recorded yet" in _text(empty_client, "/decisions")
+    assert "No open finding" in _text(empty_client, "/findings")
+    data = empty_client.get("/api/overview").get_json()
+    assert data["counts"] == {"models": 0, "versions": 0, "live_deployments": 0}
+    assert data["scan"] is None and data["readiness"]["status"] == "not ready"
+
+
+def _names(client: FlaskClient, query: str) -> list[str]:
+    return [m["name"] for m in client.get(f"/api/models{query}").get_json()]
+
+
+def test_models_search_by_name_owner_or_dataset_and_filter_by_tier_and_status(
+    seeded_client: FlaskClient,
+) -> None:
+    assert _names(seeded_client, "") == ["churn-predictor", "credit-scorer", "fraud-detector"]
+    assert _names(seeded_client, "?q=FRAUD") == ["fraud-detector"]  # name, any case
+    assert _names(seeded_client, "?q=credit-team") == ["credit-scorer"]  # owner
+    assert _names(seeded_client, "?q=bureau-2025") == ["credit-scorer"]  # dataset URI
+    assert _names(seeded_client, "?q=data/growth") == ["churn-predictor"]
+    assert _names(seeded_client, "?tier=minimal") == ["churn-predictor"]
+    assert _names(seeded_client, "?status=pending-review") == ["churn-predictor"]
+    assert _names(seeded_client, "?tier=high&status=approved") == ["credit-scorer"]
+    assert _names(seeded_client, "?q=fraud&tier=high") == []
+
+    html = _text(seeded_client, "/models?q=bureau-2025")
+    assert "credit-scorer" in html and "fraud-detector" not in html
+    assert "credit-team@example.com" in html
+    assert "No model matches these filters" in _text(seeded_client, "/models?q=nothing-like-it")
+
+
+def test_model_detail_shows_versions_lineage_certifications_and_decisions(
+    seeded_client: FlaskClient,
+) -> None:
+    html = _text(seeded_client, "/models/credit-scorer")
+    assert "s3://data/credit/bureau-2025.parquet" in html
+    assert "mlflow-run-42" in html
+    assert "prod/ml/Deployment/scorer" in html
+    assert "registry.example.com/scorer:3.2" in html
+    assert re.search(r"EU-AI-Act.*?expired</span> 5 days ago", html, re.S)
+    assert re.search(r"ISO-42001.*?expiring</span> in 10 days", html, re.S)
+    assert '<a href="https://models.example.com/credit/card"' in html
+    assert "alice@example.com" in html  # the admitting user in recent decisions
+
+    data = seeded_client.get("/api/models/credit-scorer").get_json()
+    assert [v["version"] for v in data["versions"]] == ["3.2"]
+    edges = {(e["source_type"], e["source"], e["target_type"]) for e in data["lineage"]}
+    assert ("dataset", "s3://data/credit/bureau-2025.parquet", "training_run") in edges
+    assert ("training_run", "mlflow-run-42", "model_version") in edges
+    assert ("model_version", "credit-scorer@3.2", "deployment") in edges
+    states = {c["name"]: c["state"] for c in data["versions"][0]["certifications"]}
+    assert states == {"EU-AI-Act": "expired", "ISO-42001": "expiring"}
+    assert [d["allowed"] for d in data["decisions"]] == [True]
+
+    missing = seeded_client.get("/models/no-such-model")
+    assert missing.status_code == 404
+    assert "no model named &#39;no-such-model&#39;" in missing.get_data(as_text=True)
+    assert seeded_client.get("/api/models/no-such-model").get_json() == {
+        "error": "no model named 'no-such-model' in the inventory"
+    }
+
+
+def test_untrusted_links_and_markup_are_not_rendered_as_html(db: Database, sqlite_url: str) -> None:
+    from tests.auditor.helpers import admit
+
+    admit(
+        db,
+        "prod",
+        deployment(
+            "evil",
+            annotations=metadata(
+                model_name="evil-model",
+                owner="<script>alert(1)</script>",
+                model_card="javascript:alert(1)",
+            ),
+        ),
+    )
+    _, client = make_client(sqlite_url)
+    html = _text(client, "/models/evil-model")
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html
+    assert 'href="javascript:' not in html
+
+
+def test_decisions_filter_by_outcome_and_namespace_and_paginate(
+    db: Database, seeded_client: FlaskClient
+) -> None:
+    data = seeded_client.get("/api/decisions").get_json()
+    assert data["total"] == 4 and data["pages"] == 1
+    assert data["namespaces"] == ["growth", "ml"]
+    denied = seeded_client.get("/api/decisions?decision=denied").get_json()
+    assert [(d["name"], d["allowed"]) for d in denied["decisions"]] == [("shadow", False)]
+    assert denied["decisions"][0]["violations"] == [
+        "missing required metadata: modelgate.dev/owner"
+    ]
+    growth = seeded_client.get("/api/decisions?namespace=growth").get_json()
+    assert sorted(d["name"] for d in growth["decisions"]) == ["churn", "shadow"]
+    allowed_growth = seeded_client.get("/api/decisions?namespace=growth&decision=allowed")
+    assert [d["name"] for d in allowed_growth.get_json()["decisions"]] == ["churn"]
+
+    for i in range(55):
+        deny(db, "prod", deployment(f"batch-{i:02d}", namespace="batch"), ["bad"])
+    page1 = seeded_client.get("/api/decisions?decision=denied").get_json()
+    assert (page1["total"], page1["pages"], len(page1["decisions"])) == (56, 2, 50)
+    page2 = seeded_client.get("/api/decisions?decision=denied&page=2").get_json()
+    assert len(page2["decisions"]) == 6
+    seen = [d["name"] for d in page1["decisions"] + page2["decisions"]]
+    assert len(set(seen)) == 56  # no row on both pages, none skipped
+
+    html = _text(seeded_client, "/decisions?decision=denied&namespace=batch")
+    assert "55 decision(s) · page 1 of 2" in html
+    assert 'rel="next" href="?decision=denied&amp;namespace=batch&amp;page=2"' in html
+    html2 = _text(seeded_client, "/decisions?decision=denied&namespace=batch&page=2")
+    assert "page 2 of 2" in html2 and 'rel="prev"' in html2 and 'rel="next"' not in html2
+    assert "past the end" in _text(seeded_client, "/decisions?page=9")
+    assert "No decision matches" in _text(seeded_client, "/decisions?namespace=nowhere")
+
+
+def test_bad_query_parameters_are_a_clear_400(seeded_client: FlaskClient) -> None:
+    for path, message in (
+        ("/decisions?page=abc", "page must be a positive integer, not &#39;abc&#39;"),
+        ("/decisions?page=0", "page must be a positive integer"),
+        ("/decisions?decision=maybe", "decision must be &#39;allowed&#39;, &#39;denied&#39;"),
+        ("/findings?status=closed", "status must be &#39;open&#39;, &#39;resolved&#39;"),
+    ):
+        assert message in _text(seeded_client, path, status=400), path
+    bad = seeded_client.get("/api/decisions?page=-1")
+    assert bad.status_code == 400
+    assert bad.get_json() == {"error": "page must be a positive integer, not '-1'"}
+
+
+def test_findings_page_filters_open_resolved_and_type(
+    db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path, seeded_client: FlaskClient
+) -> None:
+    run_scan(db, engine, tmp_path)
+    open_ = seeded_client.get("/api/findings").get_json()
+    assert sorted((f["type"], f["name"]) for f in open_["findings"]) == [
+        ("expiring-certification", "scorer"),
+        ("orphan", "rogue"),
+        ("retired", "churn"),
+    ]
+    assert open_["findings"][0]["severity"] == "high"  # worst first
+    orphans = seeded_client.get("/api/findings?type=orphan").get_json()["findings"]
+    assert [(f["cluster"], f["namespace"], f["name"]) for f in orphans] == [
+        ("prod", "lab", "rogue")
+    ]
+    assert "No finding matches these filters" in _text(seeded_client, "/findings?status=resolved")
+
+    run_scan(db, engine, tmp_path, with_rogue=False)  # the orphan is gone
+    resolved = seeded_client.get("/api/findings?status=resolved").get_json()["findings"]
+    assert [(f["type"], f["name"]) for f in resolved] == [("orphan", "rogue")]
+    assert resolved[0]["resolved_at"]
+    html = _text(seeded_client, "/findings?status=all&type=orphan")
+    assert "prod/lab/Deployment/rogue" in html and "resolved" in html
+    readiness = seeded_client.get("/api/overview").get_json()["readiness"]
+    checks = {c["name"]: c["status"] for c in readiness["checks"]}
+    assert checks["undocumented orphans"] == "ok"
+
+
+def test_healthz_answers(seeded_client: FlaskClient) -> None:
+    assert seeded_client.get("/healthz").get_json()["status"] == "ok"
+    assert seeded_client.get("/readyz").get_json() == {"status": "ok", "database": "ok"}
