@@ -93,22 +93,27 @@ def test_decisions_paginate_with_offset_and_count(db: Database, make_event: Even
 
 def test_findings_filter_by_type(db: Database) -> None:
     scan = audit.start_scan(db)
-    base = {
-        "severity": "high",
-        "cluster": "prod",
-        "namespace": "ml",
-        "kind": "Deployment",
-        "model": None,
-        "version": None,
-        "message": "m",
-        "details": {},
-    }
+
+    def finding(type_: str, name: str) -> audit.FindingInput:
+        return audit.FindingInput(
+            type=type_,
+            severity="high",
+            cluster="prod",
+            namespace="ml",
+            kind="Deployment",
+            name=name,
+            model=None,
+            version=None,
+            message="m",
+            details={},
+        )
+
     audit.record_findings(
         db,
         scan,
         [
-            audit.FindingInput(type="orphan", name="a", **base),  # type: ignore[typeddict-item]
-            audit.FindingInput(type="drift", name="b", **base),  # type: ignore[typeddict-item]
+            finding("orphan", "a"),
+            finding("drift", "b"),
         ],
         datetime.now(UTC),
     )
