@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The modelgate image used by charts/modelgate: webhook (`modelgate serve`), migrations
-# (`modelgate db upgrade`) and the auditor (`modelgate audit`). Multi-stage, runs as non-root.
+# (`modelgate db upgrade`), the auditor (`modelgate audit`) and the read-only dashboard
+# (`modelgate dashboard`). Multi-stage, runs as non-root.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---- build: install modelgate (with the auditor extras) into a self-contained venv
@@ -12,6 +13,7 @@ COPY modelgate ./modelgate
 COPY policies ./policies
 COPY webhook ./webhook
 COPY auditor ./auditor
+COPY dashboard ./dashboard
 RUN python -m venv /opt/modelgate \
  && /opt/modelgate/bin/pip install --upgrade pip \
  && /opt/modelgate/bin/pip install '.[auditor]'

@@ -27,8 +27,8 @@ demo: setup
 
 ## lint: ruff, mypy --strict, import-linter contracts
 lint: setup
-	$(VENV)/bin/ruff check modelgate policies webhook auditor tests
-	$(VENV)/bin/ruff format --check modelgate policies webhook auditor tests
+	$(VENV)/bin/ruff check modelgate policies webhook auditor dashboard tests
+	$(VENV)/bin/ruff format --check modelgate policies webhook auditor dashboard tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

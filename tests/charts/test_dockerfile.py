@@ -55,6 +55,24 @@ def test_copied_sources_exist_and_are_not_docker_ignored() -> None:
             assert not any(fnmatch.fnmatch(src, pat) for pat in ignored), f"{src} is ignored"
 
 
+def test_every_packaged_python_package_is_copied_into_the_build() -> None:
+    """A package listed in pyproject's setuptools include but not copied would be silently
+    missing from the image (e.g. `modelgate dashboard` would not exist)."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {
+        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    copied = {
+        ln.split()[1].rstrip("/")
+        for ln in INSTRUCTIONS
+        if ln.startswith("COPY ") and "--from=" not in ln and len(ln.split()) == 3
+    }
+    assert "dashboard" in packages
+    assert packages <= copied, f"not copied: {sorted(packages - copied)}"
+
+
 def _pip_extras() -> set[str]:
     m = re.search(r"pip install '\.\[([\w,]+)\]'", DOCKERFILE)
     assert m, "the build stage does not pip install the project with extras"
