@@ -31,6 +31,7 @@ def test_database_down_is_a_503_page_never_a_traceback() -> None:
         assert "Traceback" not in html and "OperationalError" not in html
     api = client.get("/api/overview")
     assert api.status_code == 503
+    assert api.headers["Retry-After"] == "10"
     assert "does not answer" in api.get_json()["error"]
     assert client.get("/healthz").status_code == 200  # the process itself is alive
     assert client.get("/readyz").status_code == 503

@@ -257,3 +257,14 @@ def test_findings_page_filters_open_resolved_and_type(
 def test_healthz_answers(seeded_client: FlaskClient) -> None:
     assert seeded_client.get("/healthz").get_json()["status"] == "ok"
     assert seeded_client.get("/readyz").get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_pages_forbid_scripts_framing_and_caching(seeded_client: FlaskClient) -> None:
+    response = seeded_client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "style-src 'self'" in csp
+    assert "script-src" not in csp  # no script may run
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert "<script" not in response.get_data(as_text=True)
