@@ -20,7 +20,13 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from dashboard import data
 from modelgate import __version__
-from modelgate.inventory.db import Database, InventoryError, SchemaMissing, redact
+from modelgate.inventory.db import (
+    Database,
+    InventoryError,
+    SchemaMissing,
+    missing_sqlite_file,
+    redact,
+)
 from modelgate.settings import Settings
 
 log = logging.getLogger("modelgate.dashboard")
@@ -169,6 +175,18 @@ def create_app(
         log.exception("unexpected error on %s", request.path)
         return _error(500, "Internal error", "The dashboard failed to build this page.")
 
+    @app.before_request
+    def refuse_missing_sqlite_file() -> None:
+        """A read-only service never creates the SQLite file a mistyped URL names."""
+        if request.endpoint in ("healthz", "static"):
+            return
+        path = missing_sqlite_file(db.url)
+        if path is not None:
+            raise SchemaMissing(
+                f"no inventory database at {redact(db.url)} (file {path} does not exist): "
+                "run `modelgate db upgrade` to create it, or set MODELGATE_DATABASE_URL"
+            )
+
     # ------------------------------------------------------------------ health
 
     @app.get("/healthz")
@@ -177,7 +195,7 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
-        if db.ping():
+        if db.ping():  # (a missing SQLite file is refused before this runs)
             return jsonify(status="ok", database="ok"), 200
         return jsonify(status="unavailable", database="unavailable"), 503
 

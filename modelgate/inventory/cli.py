@@ -50,20 +50,9 @@ def _database_errors() -> Iterator[None]:
 
 def _missing_sqlite_file(url: str) -> str | None:
     """The path of a SQLite database file that does not exist yet, else ``None``."""
-    from pathlib import Path
+    from modelgate.inventory.db import missing_sqlite_file
 
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:  # an unparseable URL is reported by the database layer
-        return None
-    path = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
-        return None
-    if path.startswith("file:") or parsed.query.get("mode") == "memory":
-        return None
-    return None if Path(path).exists() else path
+    return missing_sqlite_file(url)
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, exc, text
@@ -54,6 +55,23 @@ def normalize_url(url: str) -> str:
             f"unsupported PostgreSQL driver {parsed.get_driver_name()!r}: use postgresql+psycopg://"
         )
     return url
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite database file ``url`` names when that file does not exist
+    (connecting would create an empty one), else ``None`` (other backends, in-memory and
+    ``file:`` URIs, existing files). Readers use it to report a mistyped path instead of
+    leaving an empty database behind."""
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:  # an unparseable URL is reported by normalize_url
+        return None
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    if path.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return None if Path(path).exists() else path
 
 
 def redact(url: str) -> str:

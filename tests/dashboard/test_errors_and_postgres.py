@@ -38,11 +38,13 @@ def test_database_down_is_a_503_page_never_a_traceback() -> None:
 
 
 def test_unmigrated_database_says_to_run_db_upgrade(tmp_path: Path) -> None:
+    (tmp_path / "blank.db").touch()  # an empty database: no tables
     _, client = make_client(f"sqlite:///{tmp_path / 'blank.db'}")
     response = client.get("/")
     assert response.status_code == 503
     html = response.get_data(as_text=True)
     assert "Inventory not initialised" in html
+    assert "the inventory schema is missing" in html
     assert "run `modelgate db upgrade`" in html.replace("&#96;", "`")
 
 
@@ -70,3 +72,14 @@ def test_pages_on_real_postgresql(
         assert client.get("/readyz").status_code == 200
     finally:
         db.dispose()
+
+
+def test_missing_sqlite_file_is_reported_and_never_created(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    _, client = make_client(f"sqlite:///{path}")
+    for url in ("/", "/api/models", "/readyz"):
+        response = client.get(url)
+        assert response.status_code == 503, url
+        assert "does not exist" in response.get_data(as_text=True)
+    assert client.get("/healthz").status_code == 200
+    assert not path.exists()
