@@ -258,10 +258,14 @@ def create_app(
         page = _page_arg()
         allowed = _allowed_arg()
         namespace = _text_arg("namespace")
-        result = data.decision_page(db, allowed=allowed, namespace=namespace, page=page)
+        model = _text_arg("model")
+        result = data.decision_page(
+            db, allowed=allowed, namespace=namespace, page=page, model=model
+        )
         result["filters"] = {
             "decision": {True: "allowed", False: "denied", None: "all"}[allowed],
             "namespace": namespace,
+            "model": model,
         }
         return result
 

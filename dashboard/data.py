@@ -419,14 +419,20 @@ PAGE_SIZE = 50
 
 
 def decision_page(
-    db: Database, *, allowed: bool | None, namespace: str | None, page: int
+    db: Database,
+    *,
+    allowed: bool | None,
+    namespace: str | None,
+    page: int,
+    model: str | None = None,
 ) -> dict[str, Any]:
     with db.read() as session:
-        total = queries.count_decisions(session, allowed=allowed, namespace=namespace)
+        total = queries.count_decisions(session, allowed=allowed, namespace=namespace, model=model)
         rows = queries.decisions(
             session,
             allowed=allowed,
             namespace=namespace,
+            model=model,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
         )

@@ -194,6 +194,9 @@ def test_decisions_filter_by_outcome_and_namespace_and_paginate(
     assert sorted(d["name"] for d in growth["decisions"]) == ["churn", "shadow"]
     allowed_growth = seeded_client.get("/api/decisions?namespace=growth&decision=allowed")
     assert [d["name"] for d in allowed_growth.get_json()["decisions"]] == ["churn"]
+    scorer = seeded_client.get("/api/decisions?model=credit-scorer").get_json()
+    assert [d["name"] for d in scorer["decisions"]] == ["scorer"] and scorer["total"] == 1
+    assert 'href="/decisions?model=credit-scorer"' in _text(seeded_client, "/models/credit-scorer")
 
     for i in range(55):
         deny(db, "prod", deployment(f"batch-{i:02d}", namespace="batch"), ["bad"])
