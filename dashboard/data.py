@@ -9,7 +9,8 @@ Audit readiness is a list of checks, each ``ok``, ``warn`` or ``fail`` with its 
   warns while it runs or when it failed;
 - sources reachable: fails when a source of the latest scan was unreachable;
 - high-severity findings: fails on open findings of severity high or critical;
-- undocumented orphans: fails on open ``orphan`` findings (running, never admitted);
+- undocumented orphans: fails on open ``orphan`` findings (running, never admitted),
+  warns when no scan has looked for them;
 - certifications: fails when a deployed model version holds an expired certification,
   warns when one expires within 30 days;
 - documentation: fails when a deployed version lacks a required field, warns when it lacks
@@ -289,19 +290,33 @@ def readiness(
         )
     )
     orphans = [f for f in open_findings if f["type"] == "orphan"]
-    checks.append(
-        Check(
-            name="undocumented orphans",
-            status="fail" if orphans else "ok",
-            reason=(
-                f"{len(orphans)} running model(s) never admitted to the inventory: "
+    if orphans:
+        checks.append(
+            Check(
+                name="undocumented orphans",
+                status="fail",
+                reason=f"{len(orphans)} running model(s) never admitted to the inventory: "
                 + ", ".join(f"{f['cluster']}/{f['namespace']}/{f['name']}" for f in orphans[:5])
-                + (" …" if len(orphans) > 5 else "")
-                if orphans
-                else "every running model found by the last scan is in the inventory"
-            ),
+                + (" …" if len(orphans) > 5 else ""),
+            )
         )
-    )
+    elif scan_info is None:  # without a scan, "no orphan" means nobody looked
+        checks.append(
+            Check(
+                name="undocumented orphans",
+                status="warn",
+                reason="unknown: no audit scan has looked for running models the inventory "
+                "never admitted",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                name="undocumented orphans",
+                status="ok",
+                reason="every running model found by the last scan is in the inventory",
+            )
+        )
     live_certs = [c for c in certs if c["live"]]
     expired = [c for c in live_certs if c["state"] == "expired"]
     expiring = [c for c in live_certs if c["state"] == "expiring"]

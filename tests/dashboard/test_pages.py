@@ -101,6 +101,11 @@ def test_empty_inventory_shows_helpful_empty_states(empty_client: FlaskClient) -
     data = empty_client.get("/api/overview").get_json()
     assert data["counts"] == {"models": 0, "versions": 0, "live_deployments": 0}
     assert data["scan"] is None and data["readiness"]["status"] == "not ready"
+    checks = {c["name"]: c for c in data["readiness"]["checks"]}
+    assert checks["recent scan"]["status"] == "fail"
+    # nobody looked for orphans: not "ok"
+    assert checks["undocumented orphans"]["status"] == "warn"
+    assert checks["undocumented orphans"]["reason"].startswith("unknown: no audit scan")
 
 
 def _names(client: FlaskClient, query: str) -> list[str]:
