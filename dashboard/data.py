@@ -463,8 +463,21 @@ def decision_page(
     }
 
 
-def finding_list(db: Database, *, status: str | None, type_: str | None) -> dict[str, Any]:
+FINDINGS_PAGE_SIZE = 100
+
+
+def finding_list(
+    db: Database, *, status: str | None, type_: str | None, page: int = 1
+) -> dict[str, Any]:
+    """Findings, open before resolved and worst severity first, one page of them."""
     rows = audit.findings(db, status=status, type=type_)
     severity_order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     rows.sort(key=lambda f: (f["status"] != "open", severity_order.get(f["severity"], 9)))
-    return {"findings": jsonable(rows), "total": len(rows)}
+    start = (page - 1) * FINDINGS_PAGE_SIZE
+    return {
+        "findings": jsonable(rows[start : start + FINDINGS_PAGE_SIZE]),
+        "total": len(rows),
+        "page": page,
+        "pages": max(1, (len(rows) + FINDINGS_PAGE_SIZE - 1) // FINDINGS_PAGE_SIZE),
+        "page_size": FINDINGS_PAGE_SIZE,
+    }

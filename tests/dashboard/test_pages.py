@@ -250,6 +250,7 @@ def test_findings_page_filters_open_resolved_and_type(
         ("prod", "lab", "rogue")
     ]
     assert "No finding matches these filters" in _text(seeded_client, "/findings?status=resolved")
+    assert "past the end" in _text(seeded_client, "/findings?page=2")
 
     run_scan(db, engine, tmp_path, with_rogue=False)  # the orphan is gone
     resolved = seeded_client.get("/api/findings?status=resolved").get_json()["findings"]
@@ -276,3 +277,41 @@ def test_pages_forbid_scripts_framing_and_caching(seeded_client: FlaskClient) ->
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "private, no-store"
     assert "<script" not in response.get_data(as_text=True)
+
+
+def test_findings_are_paginated(db: Database, seeded_client: FlaskClient) -> None:
+    from datetime import UTC, datetime
+
+    from modelgate.inventory import audit
+
+    scan = audit.start_scan(db)
+    audit.record_findings(
+        db,
+        scan,
+        [
+            audit.FindingInput(
+                type="drift",
+                severity="low" if i % 2 else "high",
+                cluster="prod",
+                namespace="ml",
+                kind="Deployment",
+                name=f"w-{i:03d}",
+                model=None,
+                version=None,
+                message="images differ",
+                details={},
+            )
+            for i in range(130)
+        ],
+        datetime.now(UTC),
+    )
+    first = seeded_client.get("/api/findings").get_json()
+    assert (first["total"], first["pages"], len(first["findings"])) == (130, 2, 100)
+    assert {f["severity"] for f in first["findings"][:65]} == {"high"}  # worst first
+    second = seeded_client.get("/api/findings?page=2").get_json()
+    assert len(second["findings"]) == 30
+    names = {f["name"] for f in first["findings"] + second["findings"]}
+    assert len(names) == 130
+    html = _text(seeded_client, "/findings?type=drift")
+    assert "130 finding(s) · page 1 of 2" in html
+    assert 'rel="next" href="?type=drift&amp;page=2"' in html
