@@ -24,7 +24,7 @@ GO_MIN="$(awk '$1 == "go" {print $2; exit}' "$ROOT/scripts/tools/k8s/go.mod")"
 version_ge() { local lowest; lowest="$(printf '%s\n%s\n' "$1" "$2" | sort -V)"; [ "${lowest%%$'\n'*}" = "$2" ]; }
 no_go() {
   echo "go >= ${GO_MIN} is required to build the pinned tools ($1)." >&2
-  echo "Install it from https://go.dev/dl/ and put its bin directory on PATH" \
+  echo "Install an official Go release of that version or newer and put its bin directory on PATH" \
     "(Debian bookworm's golang-go 1.19 is too old)." >&2
   exit 1
 }
