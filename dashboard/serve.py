@@ -12,43 +12,24 @@ import sys
 from typing import Any
 
 import click
-from gunicorn.app.base import BaseApplication
-from gunicorn.config import KNOWN_SETTINGS
 
+from modelgate.serving import GunicornApp, bind_address, no_control_socket
 from modelgate.settings import Settings, SettingsError
 
 log = logging.getLogger("modelgate.dashboard")
 
 
-class DashboardServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn running :func:`dashboard.app.create_app` in each worker (after the fork, so
-    no engine or connection is shared across processes)."""
+def _create_app(settings: Settings) -> Any:
+    from dashboard.app import create_app
 
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        from dashboard.app import create_app
-
-        return create_app(self.settings)
-
-
-def _bind(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    return create_app(settings)
 
 
 def gunicorn_options(
     *, host: str, port: int, workers: int, log_level: str, access_log: bool
 ) -> dict[str, Any]:
-    known = {getattr(s, "name", None) for s in KNOWN_SETTINGS}
     return {
-        "bind": [_bind(host, port)],
+        "bind": [bind_address(host, port)],
         "workers": workers,
         "threads": 4,
         "worker_class": "gthread",
@@ -59,8 +40,7 @@ def gunicorn_options(
         "errorlog": "-",
         "proc_name": "modelgate-dashboard",
         "preload_app": False,
-        # gunicorn >= 25.1 opens a control socket under $HOME by default; nothing uses it
-        **({"control_socket_disable": True} if "control_socket_disable" in known else {}),
+        **no_control_socket(),
     }
 
 
@@ -99,5 +79,5 @@ def dashboard_command(host: str, port: int, workers: int, access_log: bool) -> N
     options = gunicorn_options(
         host=host, port=port, workers=workers, log_level=settings.log_level, access_log=access_log
     )
-    DashboardServer(settings, options).run()
+    GunicornApp(_create_app, settings, options).run()
     sys.exit(0)

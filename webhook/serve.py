@@ -21,31 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import click
-from gunicorn.app.base import BaseApplication
-from gunicorn.config import KNOWN_SETTINGS
 
+from modelgate.serving import GunicornApp, bind_address, no_control_socket
 from modelgate.settings import Settings, SettingsError
 from webhook.tls import CertReloader, TLSConfigError
 
 log = logging.getLogger("modelgate.webhook")
 
 
-class WebhookServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn running :func:`webhook.app.create_app` in each worker."""
+def _create_app(settings: Settings) -> Any:
+    from webhook.app import create_app
 
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        from webhook.app import create_app
-
-        return create_app(self.settings)
+    return create_app(settings)
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -63,18 +50,6 @@ def _child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def _no_control_socket() -> dict[str, Any]:
-    """gunicorn >= 25.1 opens a runtime-control socket under ``$HOME/.gunicorn`` by default; the
-    chart's pods have a read-only root filesystem (an error line at every start) and nothing
-    manages the workers at runtime, so it stays off where the setting exists."""
-    known = {getattr(s, "name", None) for s in KNOWN_SETTINGS}
-    return {"control_socket_disable": True} if "control_socket_disable" in known else {}
-
-
-def _bind(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-
-
 def gunicorn_options(
     *,
     host: str,
@@ -88,7 +63,7 @@ def gunicorn_options(
     access_log: bool,
 ) -> dict[str, Any]:
     return {
-        "bind": [_bind(host, port)],
+        "bind": [bind_address(host, port)],
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",
@@ -105,7 +80,7 @@ def gunicorn_options(
         "worker_exit": _worker_exit,
         "child_exit": _child_exit,
         "preload_app": False,
-        **_no_control_socket(),
+        **no_control_socket(),
     }
 
 
@@ -196,7 +171,7 @@ def serve_command(
         access_log=access_log,
     )
     try:
-        WebhookServer(settings, options).run()
+        GunicornApp(_create_app, settings, options).run()
     finally:
         if own_metrics_dir is not None:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
