@@ -44,15 +44,9 @@ from policies.engines.base import PolicyEngine, PolicyError, PolicyResult
 
 log = logging.getLogger(__name__)
 
-FINDING_TYPES = (
-    "orphan",
-    "violation",
-    "drift",
-    "retired",
-    "expiring-certification",
-    "missing-metadata",
-)
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+FINDING_TYPES = audit.FINDING_TYPES
+SEVERITIES = audit.SEVERITIES
+
 DEFAULT_SEVERITY: dict[str, str] = {
     "orphan": "high",
     "violation": "high",

@@ -34,14 +34,7 @@ CERT_WARNING_DAYS = 30
 SCAN_MAX_AGE = timedelta(days=7)
 RISK_TIERS = ("high", "limited", "minimal")
 COMPLIANCE_STATUSES = ("approved", "pending-review", "rejected", "exempt")
-FINDING_TYPES = (
-    "orphan",
-    "violation",
-    "drift",
-    "retired",
-    "expiring-certification",
-    "missing-metadata",
-)
+FINDING_TYPES = audit.FINDING_TYPES
 HIGH_SEVERITIES = ("high", "critical")
 
 

@@ -45,6 +45,18 @@ from modelgate.inventory.models import (
     TrainingRun,
 )
 
+#: The kinds of audit finding, in report order.
+FINDING_TYPES = (
+    "orphan",
+    "violation",
+    "drift",
+    "retired",
+    "expiring-certification",
+    "missing-metadata",
+)
+#: Finding severities, lowest first.
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
 BigID = BigInteger().with_variant(Integer(), "sqlite")
 _CHUNK = 500
 GONE_STATUSES = ("deleted",)
