@@ -25,8 +25,9 @@ from auditor.discovery import (
     create_sources,
     parse_source_spec,
 )
-from auditor.reconcile import FINDING_TYPES, SEVERITIES, PolicyData, Reconciler, ScanResult
+from auditor.reconcile import FINDING_TYPES, SEVERITIES, Reconciler, ScanResult
 from modelgate.settings import Settings, SettingsError
+from policies.config import PolicyConfig
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -202,7 +203,7 @@ def _reload_policies(engine: Any, reconciler: Reconciler, settings: Settings) ->
             f"the previous one is kept: {e}",
             err=True,
         )
-    reconciler.policy_data = PolicyData.load(settings.policy_dir)
+    reconciler.policy_data = PolicyConfig.load(settings.policy_dir)
 
 
 def format_scans(scans: list[Any]) -> str:
@@ -414,7 +415,7 @@ def audit_command(
     show = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(show)
     reconciler = Reconciler(
-        db, engine, policy_data=PolicyData.load(settings.policy_dir), progress=bar
+        db, engine, policy_data=PolicyConfig.load(settings.policy_dir), progress=bar
     )
     from modelgate.inventory.db import InventoryError
 

@@ -26,10 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from auditor.discovery.base import (
     DiscoveredWorkload,
@@ -40,6 +37,7 @@ from auditor.discovery.base import (
 from modelgate.inventory import audit
 from modelgate.inventory.db import Database, InventoryError
 from modelgate.policy_input import build_input, synthesize_request
+from policies.config import PolicyConfig
 from policies.engines.base import PolicyEngine, PolicyError, PolicyResult
 
 log = logging.getLogger(__name__)
@@ -55,15 +53,6 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "missing-metadata": "medium",
     "retired": "low",
 }
-DEFAULT_REQUIRED_FIELDS = (
-    "model-name",
-    "model-version",
-    "owner",
-    "training-date",
-    "training-data",
-    "compliance-status",
-)
-DEFAULT_WARNING_DAYS = 30
 BATCH = 500
 
 
@@ -72,37 +61,6 @@ def severity_rank(severity: str) -> int:
         return SEVERITIES.index(severity)
     except ValueError as e:
         raise ValueError(f"unknown severity {severity!r} (one of {', '.join(SEVERITIES)})") from e
-
-
-@dataclass(frozen=True)
-class PolicyData:
-    """The bits of the policy data the auditor needs besides the engine's answer."""
-
-    required_fields: tuple[str, ...] = DEFAULT_REQUIRED_FIELDS
-    certification_warning_days: int = DEFAULT_WARNING_DAYS
-
-    @classmethod
-    def load(cls, policy_dir: Path) -> PolicyData:
-        """Read ``required_fields`` / ``certification_warning_days`` from the bundle's data
-        file (``**/config/data.yaml``); defaults when absent or unreadable."""
-        for path in sorted(policy_dir.glob("**/config/data.y*ml")):
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError):
-                continue
-            if not isinstance(data, dict):
-                continue
-            fields = data.get("required_fields")
-            days = data.get("certification_warning_days")
-            return cls(
-                required_fields=tuple(str(f) for f in fields)
-                if isinstance(fields, list)
-                else DEFAULT_REQUIRED_FIELDS,
-                certification_warning_days=int(days)
-                if isinstance(days, int | float)
-                else DEFAULT_WARNING_DAYS,
-            )
-        return cls()
 
 
 @dataclass
@@ -196,14 +154,14 @@ class Reconciler:
         db: Database,
         engine: PolicyEngine,
         *,
-        policy_data: PolicyData | None = None,
+        policy_data: PolicyConfig | None = None,
         now: Callable[[], datetime] | None = None,
         progress: ProgressCallback | None = None,
         batch_size: int = BATCH,
     ) -> None:
         self.db = db
         self.engine = engine
-        self.policy_data = policy_data or PolicyData()
+        self.policy_data = policy_data or PolicyConfig()
         self._now = now or (lambda: datetime.now(UTC))
         self.progress = progress
         self.batch_size = batch_size

@@ -28,6 +28,7 @@ from modelgate.inventory.db import (
     redact,
 )
 from modelgate.settings import Settings
+from policies.config import PolicyConfig
 
 log = logging.getLogger("modelgate.dashboard")
 
@@ -106,6 +107,7 @@ def create_app(
     settings = settings or Settings.from_env()
     db = database if database is not None else Database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
+    config = PolicyConfig.load(settings.policy_dir)
 
     app = Flask(
         "dashboard",
@@ -203,11 +205,11 @@ def create_app(
 
     @app.get("/")
     def overview_page() -> str:
-        return render_template("overview.html", o=data.overview(db, now()), nav="overview")
+        return render_template("overview.html", o=data.overview(db, now(), config), nav="overview")
 
     @app.get("/api/overview")
     def overview_api() -> Response:
-        return jsonify(data.jsonable(data.overview(db, now())))
+        return jsonify(data.jsonable(data.overview(db, now(), config)))
 
     def _models() -> tuple[list[Any], dict[str, str | None]]:
         filters = {
@@ -230,8 +232,8 @@ def create_app(
             "models.html",
             models=rows,
             filters=filters,
-            tiers=data.RISK_TIERS,
-            statuses=data.COMPLIANCE_STATUSES,
+            tiers=data.risk_tiers_highest_first(config),
+            statuses=config.compliance_statuses,
             nav="models",
         )
 
@@ -241,7 +243,7 @@ def create_app(
         return jsonify(rows)
 
     def _detail(name: str) -> dict[str, Any]:
-        detail = data.model_detail(db, name, now())
+        detail = data.model_detail(db, name, now(), config)
         if detail is None:
             raise NotFound(f"no model named {name!r} in the inventory")
         return detail

@@ -29,11 +29,9 @@ from typing import Any, TypedDict
 
 from modelgate.inventory import audit, queries
 from modelgate.inventory.db import Database
+from policies.config import PolicyConfig
 
-CERT_WARNING_DAYS = 30
 SCAN_MAX_AGE = timedelta(days=7)
-RISK_TIERS = ("high", "limited", "minimal")
-COMPLIANCE_STATUSES = ("approved", "pending-review", "rejected", "exempt")
 FINDING_TYPES = audit.FINDING_TYPES
 HIGH_SEVERITIES = ("high", "critical")
 
@@ -70,7 +68,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def cert_state(expires: str | None, today: date) -> tuple[str, int | None]:
+def cert_state(expires: str | None, today: date, warning_days: int) -> tuple[str, int | None]:
     if not expires:
         return "unknown", None
     try:
@@ -80,7 +78,7 @@ def cert_state(expires: str | None, today: date) -> tuple[str, int | None]:
     left = (day - today).days
     if left < 0:
         return "expired", left
-    if left <= CERT_WARNING_DAYS:
+    if left <= warning_days:
         return "expiring", left
     return "valid", left
 
@@ -88,6 +86,11 @@ def cert_state(expires: str | None, today: date) -> tuple[str, int | None]:
 class Bar(TypedDict):
     label: str
     count: int
+
+
+def risk_tiers_highest_first(config: PolicyConfig) -> tuple[str, ...]:
+    """The bundle lists tiers from lowest to highest risk; the dashboard shows high first."""
+    return tuple(reversed(config.risk_tiers))
 
 
 def bars(counts: Mapping[str, int], order: Iterable[str]) -> list[Bar]:
@@ -107,13 +110,16 @@ def age_text(delta: timedelta) -> str:
     return f"{seconds // 86400} days"
 
 
-def overview(db: Database, now: datetime) -> dict[str, Any]:
+def overview(db: Database, now: datetime, config: PolicyConfig | None = None) -> dict[str, Any]:
+    """Everything the overview page shows; ``config`` is the policy bundle's data (required
+    fields, certification warning window, tiers, statuses)."""
+    config = config or PolicyConfig()
     """Everything the overview page and ``/api/overview`` show."""
     today = now.astimezone(UTC).date()
     with db.read() as session:
         counts = queries.inventory_counts(session)
         models = queries.list_models(session)
-        docs = queries.documentation_gaps(session)
+        docs = queries.documentation_gaps(session, required_fields=config.required_fields)
         certs = queries.certifications(session)
         live_versions = {(d["model"], d["version"]) for d in docs}
     scan = audit.latest_scan(db)
@@ -130,14 +136,14 @@ def overview(db: Database, now: datetime) -> dict[str, Any]:
         "missing_required": sum(1 for d in docs if d["missing_required"]),
         "field_gaps": bars(
             Counter(f for d in docs for f in d["missing_required"] + d["missing_recommended"]),
-            [*queries.REQUIRED_FIELDS, "certifications", *queries.RECOMMENDED_FIELDS],
+            [*config.required_fields, "certifications", *queries.RECOMMENDED_FIELDS],
         ),
         "gaps": [d for d in docs if d["missing_required"] or d["missing_recommended"]],
     }
 
     cert_rows: list[CertificationState] = []
     for c in certs:
-        state, left = cert_state(c["expires"], today)
+        state, left = cert_state(c["expires"], today, config.certification_warning_days)
         cert_rows.append(
             CertificationState(
                 model=c["model"],
@@ -174,8 +180,8 @@ def overview(db: Database, now: datetime) -> dict[str, Any]:
     return {
         "generated_at": now.isoformat(),
         "counts": counts,
-        "by_tier": bars(by_tier, RISK_TIERS),
-        "by_status": bars(by_status, COMPLIANCE_STATUSES),
+        "by_tier": bars(by_tier, risk_tiers_highest_first(config)),
+        "by_status": bars(by_status, config.compliance_statuses),
         "documentation": documentation,
         "certifications": {
             "expired": sum(1 for c in cert_rows if c["state"] == "expired"),
@@ -192,6 +198,7 @@ def overview(db: Database, now: datetime) -> dict[str, Any]:
             open_findings=open_findings,
             certs=cert_rows,
             docs=docs,
+            warning_days=config.certification_warning_days,
         ),
     }
 
@@ -204,6 +211,7 @@ def readiness(
     open_findings: list[audit.FindingRecord],
     certs: list[CertificationState],
     docs: list[queries.VersionDocumentation],
+    warning_days: int,
 ) -> Readiness:
     """The audit-readiness checks (see the module docstring) and the overall status."""
     checks: list[Check] = []
@@ -328,7 +336,7 @@ def readiness(
                 name="certifications",
                 status="warn",
                 reason=f"{len(expiring)} certification(s) on deployed versions expire within "
-                f"{CERT_WARNING_DAYS} days",
+                f"{warning_days} days",
             )
         )
     else:
@@ -403,7 +411,10 @@ def model_list(
     return found
 
 
-def model_detail(db: Database, name: str, now: datetime) -> dict[str, Any] | None:
+def model_detail(
+    db: Database, name: str, now: datetime, config: PolicyConfig | None = None
+) -> dict[str, Any] | None:
+    config = config or PolicyConfig()
     today = now.astimezone(UTC).date()
     with db.read() as session:
         detail = queries.show_model(session, name, decision_limit=20)
@@ -415,7 +426,7 @@ def model_detail(db: Database, name: str, now: datetime) -> dict[str, Any] | Non
         row: dict[str, Any] = dict(v)
         certs = []
         for c in v["certifications"]:
-            state, left = cert_state(c["expires"], today)
+            state, left = cert_state(c["expires"], today, config.certification_warning_days)
             certs.append({**c, "state": state, "days_left": left})
         row["certifications"] = certs
         versions.append(row)

@@ -5,7 +5,7 @@ and the auditor can use it without importing SQLAlchemy; they pass the session t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, TypedDict, TypeVar
 
@@ -524,7 +524,9 @@ class VersionDocumentation(TypedDict):
     missing_recommended: list[str]
 
 
-def documentation_gaps(session: Session) -> list[VersionDocumentation]:
+def documentation_gaps(
+    session: Session, required_fields: Sequence[str] = REQUIRED_FIELDS
+) -> list[VersionDocumentation]:
     """Every model version with at least one live deployment and the metadata fields it lacks
     (required ones, and the recommended ``model-card``, ``metrics``, ``training-run``,
     ``source``), sorted by model and version. A field whose value could not be parsed (e.g. a
@@ -558,7 +560,7 @@ def documentation_gaps(session: Session) -> list[VersionDocumentation]:
             "source": bool(v.source),
             "certifications": bool(v.certifications),
         }
-        required = list(REQUIRED_FIELDS)
+        required = list(required_fields)
         if v.risk_tier == "high":
             required += ["model-card", "certifications"]
         missing_required = [f for f in required if not present[f]]

@@ -4,14 +4,19 @@ a real audit scan: the numbers and names shown, filters, pagination and empty st
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+import yaml
 from flask.testing import FlaskClient
 
+from dashboard.app import create_app
 from modelgate.inventory.db import Database
+from modelgate.settings import Settings
+from policies import BUNDLE_DIR
 from policies.engines import PolicyEngine
 from tests.auditor.helpers import deny, deployment, metadata
-from tests.dashboard.conftest import make_client, run_scan
+from tests.dashboard.conftest import make_client, run_scan, seed_inventory
 
 
 def _text(client: FlaskClient, path: str, status: int = 200) -> str:
@@ -315,3 +320,19 @@ def test_findings_are_paginated(db: Database, seeded_client: FlaskClient) -> Non
     html = _text(seeded_client, "/findings?type=drift")
     assert "130 finding(s) · page 1 of 2" in html
     assert 'rel="next" href="?type=drift&amp;page=2"' in html
+
+
+def test_the_certification_window_follows_the_policy_bundle(
+    db: Database, sqlite_url: str, tmp_path: Path
+) -> None:
+    seed_inventory(db)
+    root = tmp_path / "policies"
+    shutil.copytree(BUNDLE_DIR / "modelgate", root / "modelgate")
+    data_file = root / "modelgate" / "config" / "data.yaml"
+    data = yaml.safe_load(data_file.read_text(encoding="utf-8"))
+    data["certification_warning_days"] = 7  # ISO-42001 expires in 10 days: no longer "expiring"
+    data_file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    app = create_app(Settings.from_env({}, database_url=sqlite_url, policy_dir=root))
+    data_out = app.test_client().get("/api/models/credit-scorer").get_json()
+    states = {c["name"]: c["state"] for c in data_out["versions"][0]["certifications"]}
+    assert states == {"EU-AI-Act": "expired", "ISO-42001": "valid"}
