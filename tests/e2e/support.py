@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,11 @@ REQUIRED = [
 
 
 # --------------------------------------------------------------------------- manifests
+
+
+def unique_name(prefix: str) -> str:
+    """``prefix-xxxxxxxx``: a fresh object name per test on the shared API server."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def model_annotations(name: str, **overrides: str) -> dict[str, str]:

@@ -3,7 +3,6 @@ process on loopback, registered through the chart's ValidatingWebhookConfigurati
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tests.e2e.support import (
     model_annotations,
     render_webhook_configuration,
     statefulset,
+    unique_name,
     wait_until,
     webhook_env,
 )
@@ -39,10 +39,6 @@ VWC_NAME = "modelgate-e2e"
 ENFORCE_NS = "ml-enforce"
 WARN_NS = "ml-warn"
 OFF_NS = "ml-off"
-
-
-def _uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +70,7 @@ def cluster(kube_cluster: Cluster, webhook: Webhook, webhook_tls: WebhookTLS) ->
     c.apply(render_webhook_configuration(webhook.url, webhook_tls.ca_bundle(), VWC_NAME))
 
     # the API server picks the configuration up asynchronously: wait until it is enforced
-    probe = deployment(_uid("probe"), ENFORCE_NS, {})
+    probe = deployment(unique_name("probe"), ENFORCE_NS, {})
 
     def enforced() -> bool:
         r = apply_result(c, probe, "--dry-run=server")
@@ -89,7 +85,7 @@ def cluster(kube_cluster: Cluster, webhook: Webhook, webhook_tls: WebhookTLS) ->
 
 
 def test_undocumented_model_deployment_is_refused_naming_missing_keys(cluster: Cluster) -> None:
-    name = _uid("churn")
+    name = unique_name("churn")
     ann = {f"{PREFIX}model-name": name, f"{PREFIX}owner": "risk@example.com"}
     r = apply_result(cluster, deployment(name, ENFORCE_NS, ann))
     assert r.returncode != 0
@@ -104,7 +100,7 @@ def test_undocumented_model_deployment_is_refused_naming_missing_keys(cluster: C
 def test_compliant_deployment_statefulset_and_cronjob_are_created_and_recorded(
     cluster: Cluster, inventory: Inventory
 ) -> None:
-    model = _uid("fraud")
+    model = unique_name("fraud")
     objs = [
         deployment(f"{model}-dep", ENFORCE_NS, model_annotations(model)),
         statefulset(f"{model}-sts", ENFORCE_NS, model_annotations(model)),
@@ -122,7 +118,7 @@ def test_compliant_deployment_statefulset_and_cronjob_are_created_and_recorded(
 
 
 def test_server_dry_run_is_allowed_and_not_recorded(cluster: Cluster, inventory: Inventory) -> None:
-    dry = _uid("dry")
+    dry = unique_name("dry")
     r = apply_result(
         cluster, deployment(dry, ENFORCE_NS, model_annotations(dry)), "--dry-run=server"
     )
@@ -130,10 +126,12 @@ def test_server_dry_run_is_allowed_and_not_recorded(cluster: Cluster, inventory:
     assert "(server dry run)" in r.stdout
     assert cluster.kubectl("get", "deployment", dry, "-n", ENFORCE_NS, check=False).returncode
     # a dry run of a bad one is still judged
-    bad = apply_result(cluster, deployment(_uid("drybad"), ENFORCE_NS, {}), "--dry-run=server")
+    bad = apply_result(
+        cluster, deployment(unique_name("drybad"), ENFORCE_NS, {}), "--dry-run=server"
+    )
     assert bad.returncode != 0 and "modelgate" in bad.stderr
     # barrier: a real admission made after the dry run is recorded...
-    real = _uid("real")
+    real = unique_name("real")
     assert (
         apply_result(cluster, deployment(real, ENFORCE_NS, model_annotations(real))).returncode == 0
     )
@@ -174,11 +172,11 @@ def _sdep(name: str, annotations: dict[str, str]) -> dict[str, object]:
 def test_bare_inference_service_is_refused_and_documented_one_admitted(
     cluster: Cluster, inventory: Inventory
 ) -> None:
-    bare = apply_result(cluster, _isvc(_uid("isvc-bare"), {}))
+    bare = apply_result(cluster, _isvc(unique_name("isvc-bare"), {}))
     assert bare.returncode != 0
     assert "validate.modelgate.dev" in bare.stderr
     assert f"{PREFIX}model-name" in bare.stderr
-    name = _uid("isvc")
+    name = unique_name("isvc")
     ok = apply_result(cluster, _isvc(name, model_annotations(name)))
     assert ok.returncode == 0, ok.stderr
     assert (
@@ -188,16 +186,16 @@ def test_bare_inference_service_is_refused_and_documented_one_admitted(
 
 
 def test_bare_seldon_deployment_is_refused_and_documented_one_admitted(cluster: Cluster) -> None:
-    bare = apply_result(cluster, _sdep(_uid("sdep-bare"), {}))
+    bare = apply_result(cluster, _sdep(unique_name("sdep-bare"), {}))
     assert bare.returncode != 0
     assert f"{PREFIX}owner" in bare.stderr
-    name = _uid("sdep")
+    name = unique_name("sdep")
     ok = apply_result(cluster, _sdep(name, model_annotations(name)))
     assert ok.returncode == 0, ok.stderr
 
 
 def test_warn_namespace_admits_and_kubectl_prints_modelgate_warnings(cluster: Cluster) -> None:
-    name = _uid("warned")
+    name = unique_name("warned")
     r = apply_result(cluster, deployment(name, WARN_NS, {f"{PREFIX}model-name": name}))
     assert r.returncode == 0, r.stderr
     assert "created" in r.stdout
@@ -214,13 +212,13 @@ def test_excluded_namespaces_are_never_sent_to_the_webhook(
 ) -> None:
     # a model with an approved-looking name but missing every other field: the webhook would
     # refuse it (failurePolicy Fail), so admission without a warning proves it was not asked
-    name = _uid("unsent")
+    name = unique_name("unsent")
     obj = deployment(name, namespace, {f"{PREFIX}model-name": name})
     r = apply_result(cluster, obj)
     assert r.returncode == 0, r.stderr
     assert "Warning:" not in r.stderr
     # barrier, then: nothing about it reached the inventory
-    real = _uid("barrier")
+    real = unique_name("barrier")
     assert (
         apply_result(cluster, deployment(real, ENFORCE_NS, model_annotations(real))).returncode == 0
     )
@@ -229,21 +227,23 @@ def test_excluded_namespaces_are_never_sent_to_the_webhook(
 
 
 def test_non_model_workloads_and_kinds_pass_untouched(cluster: Cluster) -> None:
-    web = deployment(_uid("nginx"), ENFORCE_NS, None, model=False, image="nginx:1.27.3")
+    web = deployment(unique_name("nginx"), ENFORCE_NS, None, model=False, image="nginx:1.27.3")
     r = apply_result(cluster, web)
     assert r.returncode == 0, r.stderr
     assert "Warning:" not in r.stderr
     cm = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": _uid("cfg"), "namespace": ENFORCE_NS},
+        "metadata": {"name": unique_name("cfg"), "namespace": ENFORCE_NS},
         "data": {"a": "b"},
     }
     assert apply_result(cluster, cm).returncode == 0
 
 
 def test_image_only_model_server_is_detected(cluster: Cluster) -> None:
-    obj = deployment(_uid("vllm"), ENFORCE_NS, {}, model=False, image="vllm/vllm-openai:v0.6.3")
+    obj = deployment(
+        unique_name("vllm"), ENFORCE_NS, {}, model=False, image="vllm/vllm-openai:v0.6.3"
+    )
     r = apply_result(cluster, obj)
     assert r.returncode != 0
     assert "validate.modelgate.dev" in r.stderr
@@ -253,7 +253,7 @@ def test_jobs_a_cronjob_starts_are_not_judged_again(cluster: Cluster) -> None:
     """The CronJob controller copies only jobTemplate's metadata onto the Jobs it starts, so a
     CronJob documented on its own metadata starts Jobs that carry none of it. (No
     controller-manager runs here: the test creates the Job the way the controller would.)"""
-    name = _uid("nightly")
+    name = unique_name("nightly")
     cron = cronjob(name, ENFORCE_NS, model_annotations(name))
     template = cron["spec"]["jobTemplate"]["spec"]["template"]
     template["metadata"]["labels"][f"{PREFIX}model"] = "true"
@@ -305,7 +305,7 @@ def test_policy_edited_on_disk_changes_the_next_decision_without_restart(
     # the data file as the process sees it (through the ConfigMap-style symlinks), edited in place
     data_file = policy_mount.root / "modelgate" / "config" / "data.yaml"
     original = data_file.read_text(encoding="utf-8")
-    name = _uid("edit")
+    name = unique_name("edit")
     obj = deployment(name, ENFORCE_NS, model_annotations(name))  # no modelgate.dev/source
     assert _admitted(cluster, obj)
     data_file.write_text(_with_required(original, "source"), encoding="utf-8")
@@ -328,7 +328,7 @@ def test_configmap_update_swaps_the_policy_without_restart(
     the mounted folder (new files, old ones removed); the webhook follows it."""
     original = dict(policy_mount.files)
     data_path = "modelgate/config/data.yaml"
-    name = _uid("swap")
+    name = unique_name("swap")
     obj = deployment(name, ENFORCE_NS, model_annotations(name))  # no modelgate.dev/training-run
     assert _admitted(cluster, obj)
     policy_mount.write({**original, data_path: _with_required(original[data_path], "training-run")})

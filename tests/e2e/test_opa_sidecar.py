@@ -5,7 +5,6 @@ decisions through the real API server, a ConfigMap update, and an OPA restart.""
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tests.e2e.support import (
     ensure_namespace,
     model_annotations,
     render_webhook_configuration,
+    unique_name,
     wait_until,
     webhook_env,
 )
@@ -37,10 +37,6 @@ pytestmark = pytest.mark.e2e
 
 VWC_NAME = "modelgate-e2e-opa"
 NS = "ml-opa"
-
-
-def _uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class OpaSidecar:
@@ -117,7 +113,7 @@ def cluster(
         ensure_namespace(c, NS)
         ensure_namespace(c, RELEASE_NAMESPACE)
         c.apply(render_webhook_configuration(hook.url, webhook_tls.ca_bundle(), VWC_NAME))
-        probe = deployment(_uid("probe"), NS, {})
+        probe = deployment(unique_name("probe"), NS, {})
         wait_until(
             lambda: "modelgate" in apply_result(c, probe, "--dry-run=server").stderr,
             timeout=60,
@@ -137,11 +133,11 @@ def _refused_for(c: Cluster, obj: dict[str, Any], text: str) -> bool:
 
 def test_the_webhook_pushed_the_bundle_and_opa_decides(cluster: Cluster, opa: OpaSidecar) -> None:
     assert "modelgate/modelgate/admission/admission.rego" in opa.modelgate_policies()
-    bare = apply_result(cluster, deployment(_uid("bare"), NS, {}))
+    bare = apply_result(cluster, deployment(unique_name("bare"), NS, {}))
     assert bare.returncode != 0
     assert 'admission webhook "validate.modelgate.dev" denied the request' in bare.stderr
     assert f"{PREFIX}owner" in bare.stderr and f"{PREFIX}training-data" in bare.stderr
-    name = _uid("ok")
+    name = unique_name("ok")
     ok = apply_result(cluster, deployment(name, NS, model_annotations(name)))
     assert ok.returncode == 0, ok.stderr
 
@@ -151,7 +147,7 @@ def test_configmap_update_is_pushed_to_opa(cluster: Cluster, policy_mount: Kubel
     path = "modelgate/config/data.yaml"
     data = yaml.safe_load(original[path])
     data["required_fields"] = [*data["required_fields"], "source"]
-    name = _uid("upd")
+    name = unique_name("upd")
     obj = deployment(name, NS, model_annotations(name))
     assert apply_result(cluster, obj, "--dry-run=server").returncode == 0
     policy_mount.write({**original, path: yaml.safe_dump(data, sort_keys=False)})
@@ -174,12 +170,12 @@ def test_a_restarted_empty_opa_gets_the_bundle_again(cluster: Cluster, opa: OpaS
     opa.stop()
     opa.start()
     assert opa.modelgate_policies() == []
-    bare = deployment(_uid("after-restart"), NS, {})
+    bare = deployment(unique_name("after-restart"), NS, {})
     wait_until(
         lambda: _refused_for(cluster, bare, f"{PREFIX}model-name"),
         timeout=30,
         what="a policy decision after the OPA restart",
     )
     assert opa.modelgate_policies()
-    name = _uid("ok")
+    name = unique_name("ok")
     assert apply_result(cluster, deployment(name, NS, model_annotations(name))).returncode == 0

@@ -4,7 +4,6 @@ outside the rules and excluded namespaces are unaffected either way."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from tests.e2e.support import (
     ensure_namespace,
     model_annotations,
     render_webhook_configuration,
+    unique_name,
     wait_until,
     webhook_env,
 )
@@ -33,28 +33,24 @@ VWC_NAME = "modelgate-e2e-down"
 NS = "ml-outage"
 
 
-def _uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 def _non_model_kinds(namespace: str) -> list[dict[str, Any]]:
     return [
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": _uid("cfg"), "namespace": namespace},
+            "metadata": {"name": unique_name("cfg"), "namespace": namespace},
             "data": {"k": "v"},
         },
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": _uid("svc"), "namespace": namespace},
+            "metadata": {"name": unique_name("svc"), "namespace": namespace},
             "spec": {"ports": [{"port": 80}], "selector": {"app": "x"}},
         },
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": _uid("sec"), "namespace": namespace},
+            "metadata": {"name": unique_name("sec"), "namespace": namespace},
             "stringData": {"k": "v"},
         },
     ]
@@ -76,7 +72,7 @@ def stopped(
     hook.start()
     try:
         c.apply(render_webhook_configuration(hook.url, webhook_tls.ca_bundle(), VWC_NAME, "Fail"))
-        bare = deployment(_uid("probe"), NS, {})
+        bare = deployment(unique_name("probe"), NS, {})
 
         def enforced() -> bool:
             r = apply_result(c, bare, "--dry-run=server")
@@ -96,7 +92,7 @@ def _set_failure_policy(c: Cluster, hook: Webhook, tls: WebhookTLS, policy: str)
     stored = c.get_json(f"validatingwebhookconfiguration/{VWC_NAME}")
     assert {w["failurePolicy"] for w in stored["webhooks"]} == {policy}
     # the API server's webhook configuration cache catches up asynchronously
-    probe = deployment(_uid("probe"), NS, {})
+    probe = deployment(unique_name("probe"), NS, {})
 
     def effective() -> bool:
         r = apply_result(c, probe, "--dry-run=server")
@@ -112,7 +108,7 @@ def test_fail_policy_refuses_model_workloads_with_the_api_servers_error(
 ) -> None:
     c, hook = stopped
     _set_failure_policy(c, hook, webhook_tls, "Fail")
-    name = _uid("model")
+    name = unique_name("model")
     r = apply_result(c, deployment(name, NS, model_annotations(name)))
     assert r.returncode != 0
     assert 'failed calling webhook "validate.modelgate.dev"' in r.stderr
@@ -130,7 +126,7 @@ def test_fail_policy_leaves_other_kinds_and_excluded_namespaces_alone(
         assert r.returncode == 0, (obj["kind"], r.stderr)
     # modelgate's own namespace stays writable, so a broken webhook can always be repaired
     for ns in (RELEASE_NAMESPACE, "kube-system"):
-        name = _uid("repair")
+        name = unique_name("repair")
         r = apply_result(c, deployment(name, ns, model_annotations(name)))
         assert r.returncode == 0, r.stderr
 
@@ -142,7 +138,7 @@ def test_fail_policy_also_holds_back_plain_deployments_in_checked_namespaces(
     and only the webhook can tell a model from nginx."""
     c, hook = stopped
     _set_failure_policy(c, hook, webhook_tls, "Fail")
-    web = deployment(_uid("nginx"), NS, None, model=False, image="nginx:1.27.3")
+    web = deployment(unique_name("nginx"), NS, None, model=False, image="nginx:1.27.3")
     r = apply_result(c, web)
     assert r.returncode != 0 and "failed calling webhook" in r.stderr
 
@@ -152,7 +148,7 @@ def test_ignore_policy_admits_model_workloads_while_the_webhook_is_down(
 ) -> None:
     c, hook = stopped
     _set_failure_policy(c, hook, webhook_tls, "Ignore")
-    name = _uid("model")
+    name = unique_name("model")
     obj = deployment(name, NS, {"modelgate.dev/model-name": name})  # would be denied if checked
     r = apply_result(c, obj)
     assert r.returncode == 0, r.stderr
