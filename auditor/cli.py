@@ -114,10 +114,11 @@ def _open_database(settings: Settings) -> Any:
 
 
 def _engine(settings: Settings) -> Any:
-    from policies.engines import PolicyError, create_engine
+    from modelgate.engine import engine_for
+    from policies.engines import PolicyError
 
     try:
-        engine = create_engine(settings)
+        engine = engine_for(settings)
     except PolicyError as e:
         _fail(f"the policy bundle in {settings.policy_dir} cannot be used: {e}", EXIT_FAILURE)
     if not engine.ready():

@@ -179,7 +179,7 @@ class Reconciler:
         scan_id = audit.start_scan(
             self.db,
             bundle_digest=self.engine.bundle_digest,
-            engine=getattr(self.engine, "name", ""),
+            engine=self.engine.name,
             options=dict(options or {}),
             started_at=started,
         )
@@ -197,7 +197,7 @@ class Reconciler:
                 workloads += report.workloads
                 models += report.models
                 if report.status == "ok":
-                    skipped = set(getattr(source, "skipped_kinds", ()) or ())
+                    skipped = set(source.skipped_kinds)
                     scanned.setdefault(source.cluster, set()).update(skipped)
                 if self.progress:
                     self.progress("source", 1)
@@ -298,7 +298,7 @@ class Reconciler:
             log.exception("source %s failed", source.name)
         else:
             # kinds a source could not list (e.g. forbidden) cannot prove anything retired
-            skipped: set[str] = set(getattr(source, "skipped_kinds", ()) or ())
+            skipped: set[str] = set(source.skipped_kinds)
             gone = [
                 entry
                 for key, entry in admitted.items()

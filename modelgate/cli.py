@@ -16,7 +16,7 @@ _COMMANDS: dict[str, str] = {
     "serve": "webhook.serve:serve_command",
     "db": "modelgate.inventory.cli:db_group",
     "models": "modelgate.inventory.cli:models_group",
-    "policy": "policies.cli:policy_group",
+    "policy": "modelgate.policy_cli:policy_group",
     "audit": "auditor.cli:audit_command",
     "report": "auditor.cli:report_command",
     "dashboard": "dashboard.serve:dashboard_command",

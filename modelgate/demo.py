@@ -155,7 +155,7 @@ def print_decision(label: str, route: str, response: dict[str, Any]) -> None:
 def run_demo(workdir: Path, examples: Path = EXAMPLES) -> int:
     import requests
 
-    from webhook.tls import write_dev_certificates
+    from modelgate.devcerts import write_dev_certificates
 
     try:
         manifests = load_manifests([str(examples)])

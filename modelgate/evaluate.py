@@ -2,7 +2,8 @@
 
 It uses the same extraction (:func:`modelgate.workload.extract_workload`), the same policy
 input (:func:`modelgate.policy_input.build_input`, mode ``evaluate``) and the same engine as
-the webhook, and the same rule for what is not evaluated (:func:`skip_reason`).
+the webhook, and the same rule for what is not evaluated
+(:func:`modelgate.workload.skip_reason`).
 
 Exit status: 0 when everything is allowed, 1 when anything is denied, 2 when the input cannot
 be read or parsed (or the policy bundle cannot be loaded).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypedDict
@@ -22,45 +23,10 @@ import yaml
 
 from modelgate.policy_input import build_input, synthesize_request
 from modelgate.settings import Settings, SettingsError
-from modelgate.workload import SUPPORTED_KINDS, WorkloadError, extract_workload
+from modelgate.workload import WorkloadError, extract_workload, skip_reason
+from policies.engines.base import PolicyEngine
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-def skip_reason(kind: str, obj: Mapping[str, Any] | None) -> str | None:
-    """Why an object is allowed without evaluation, or ``None`` when it must be evaluated.
-
-    * Kinds outside :data:`SUPPORTED_KINDS` are not workloads modelgate judges
-      (``unsupported-kind``).
-    * A Pod created by a controller (``ownerReferences[].controller: true``) was judged through
-      its controller (``controlled-pod``).
-    * Any other workload whose controller is itself a kind modelgate judges was judged through
-      that controller (``controlled``): the ReplicaSets a Deployment rolls out, the Jobs a
-      CronJob starts, the Deployments KServe creates for an InferenceService. Their metadata is
-      not always copied from the controller (a CronJob's Jobs get only ``jobTemplate``'s), so
-      judging them again would refuse the children of an admitted workload.
-    * An object being deleted (``metadata.deletionTimestamp`` set: an UPDATE that removes a
-      finalizer) is not judged, so a non-compliant workload can always be deleted
-      (``being-deleted``).
-    """
-    if kind not in SUPPORTED_KINDS:
-        return "unsupported-kind"
-    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
-    if not isinstance(metadata, Mapping):
-        return None
-    if metadata.get("deletionTimestamp"):
-        return "being-deleted"
-    owners = metadata.get("ownerReferences")
-    controllers = [
-        o
-        for o in (owners if isinstance(owners, list) else [])
-        if isinstance(o, Mapping) and o.get("controller") is True
-    ]
-    if kind == "Pod" and controllers:
-        return "controlled-pod"
-    if any(o.get("kind") in SUPPORTED_KINDS for o in controllers):
-        return "controlled"
-    return None
 
 
 class InputError(Exception):
@@ -196,7 +162,7 @@ def _namespace_labels(manifests: list[Manifest]) -> dict[str, dict[str, str]]:
 
 
 def evaluate_manifests(
-    manifests: list[Manifest], engine: Any, default_namespace: str = "default"
+    manifests: list[Manifest], engine: PolicyEngine, default_namespace: str = "default"
 ) -> list[ObjectResult]:
     """Decide every object; raises :class:`InputError` for objects that cannot be described."""
     ns_labels = _namespace_labels(manifests)
@@ -324,13 +290,13 @@ def evaluate_command(
     except SettingsError as e:
         _fail(str(e))
     try:
-        from policies.engines import create_engine
+        from modelgate.engine import engine_for
 
-        engine = create_engine(settings)
+        engine = engine_for(settings)
     except PolicyError as e:
         _fail(f"cannot load the policy bundle from {settings.policy_dir}: {e}")
     if not engine.ready():
-        reason = getattr(engine, "last_error", None) or "no bundle loaded"
+        reason = engine.last_error or "no bundle loaded"
         engine.close()
         _fail(f"cannot load the policy bundle from {settings.policy_dir}: {reason}")
     try:
@@ -356,5 +322,4 @@ __all__ = [
     "evaluate_command",
     "evaluate_manifests",
     "load_manifests",
-    "skip_reason",
 ]

@@ -49,6 +49,7 @@ class Workload(TypedDict):
     metadata: dict[str, str]
     metadata_sources: dict[str, str]
     model_label: bool
+    #: judged through its controller, so never on its own (see :func:`controller_reason`)
     controlled: bool
     owner_references: list[dict[str, Any]]
 
@@ -285,7 +286,7 @@ def extract_workload(obj: Any, namespace: str | None = None) -> Workload:
         metadata_sources=sources,
         model_label=_is_true(labels.get(MODEL_LABEL))
         or any(_is_true(t["labels"].get(MODEL_LABEL)) for t in templates),
-        controlled=any(o.get("controller") is True for o in owners),
+        controlled=controller_reason(kind, owners) is not None,
         owner_references=owners,
     )
 
@@ -316,3 +317,49 @@ def _merge_metadata(
             merged[short] = value
             sources[short] = source
     return merged, sources
+
+
+def controller_reason(kind: str, owner_references: Any) -> str | None:
+    """Why an object is judged through its controller instead of on its own, or ``None``.
+
+    * A Pod created by any controller (``ownerReferences[].controller: true``) was judged
+      through that controller (``controlled-pod``).
+    * Any other workload whose controller is itself a kind modelgate judges was judged
+      through that controller (``controlled``): the ReplicaSets a Deployment rolls out, the
+      Jobs a CronJob starts, the Deployments KServe creates for an InferenceService. Their
+      metadata is not always copied from the controller (a CronJob's Jobs get only
+      ``jobTemplate``'s), so judging them again would refuse the children of an admitted
+      workload. A workload owned by a kind modelgate does not judge (an operator's custom
+      resource) is judged itself, at admission and in audits alike.
+    """
+    controllers = [
+        o
+        for o in (owner_references if isinstance(owner_references, list) else [])
+        if isinstance(o, Mapping) and o.get("controller") is True
+    ]
+    if kind == "Pod" and controllers:
+        return "controlled-pod"
+    if any(o.get("kind") in SUPPORTED_KINDS for o in controllers):
+        return "controlled"
+    return None
+
+
+def skip_reason(kind: str, obj: Mapping[str, Any] | None) -> str | None:
+    """Why an object is allowed without evaluation, or ``None`` when it must be evaluated.
+    The webhook, ``modelgate evaluate`` and the auditor's sources all apply this rule.
+
+    * Kinds outside :data:`SUPPORTED_KINDS` are not workloads modelgate judges
+      (``unsupported-kind``).
+    * Workloads judged through their controller: :func:`controller_reason`.
+    * An object being deleted (``metadata.deletionTimestamp`` set: an UPDATE that removes a
+      finalizer) is not judged, so a non-compliant workload can always be deleted
+      (``being-deleted``).
+    """
+    if kind not in SUPPORTED_KINDS:
+        return "unsupported-kind"
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        return None
+    if metadata.get("deletionTimestamp"):
+        return "being-deleted"
+    return controller_reason(kind, metadata.get("ownerReferences"))

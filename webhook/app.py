@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,11 +45,10 @@ from prometheus_client import (
 )
 from werkzeug.exceptions import HTTPException
 
-from modelgate.evaluate import skip_reason
 from modelgate.events import AdmissionEvent
 from modelgate.policy_input import Enforcement, build_input
 from modelgate.settings import Settings
-from modelgate.workload import Workload, WorkloadError, extract_workload
+from modelgate.workload import Workload, WorkloadError, extract_workload, skip_reason
 from policies.engines.base import (
     BundleError,
     EvaluationError,
@@ -106,6 +105,10 @@ class EventRecorder(Protocol):
     """What the webhook needs from the inventory recorder (non-blocking ``submit``)."""
 
     def submit(self, event: AdmissionEvent) -> None: ...
+
+    def healthy(self) -> bool:
+        """Readiness: whether the inventory database answers."""
+        ...
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush for up to ``timeout`` seconds, then keep what is left (spool) and stop."""
@@ -176,32 +179,27 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Decision:
-    """The outcome of one admission request, before it becomes a response."""
+    """The outcome of one admission request: the decision-log event (recorded as is) and
+    what only the response needs (the denial message, why it was not evaluated)."""
 
-    allowed: bool
-    kind: str
-    namespace: str
-    name: str
+    event: AdmissionEvent
     message: str | None = None
-    violations: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    is_model: bool = False
-    enforcement: str = "enforce"
-    bundle_digest: str = ""
-    error: str | None = None
-    workload: Workload | None = None
-    evaluated: bool = True
+    #: why the request was allowed without evaluation (``None`` when it was evaluated)
     skipped: str | None = None
 
     @property
+    def allowed(self) -> bool:
+        return self.event.allowed
+
+    @property
     def result(self) -> str:
-        if self.error is not None:
+        if self.event.error is not None:
             return "error"
-        if not self.allowed:
+        if not self.event.allowed:
             return "denied"
-        return "warned" if self.warnings else "allowed"
+        return "warned" if self.event.warnings else "allowed"
 
 
 def format_denial(kind: str, namespace: str, name: str, problems: list[str]) -> str:
@@ -252,41 +250,40 @@ class WebhookState:
         self._probe_lock = threading.Lock()
         self._probe: Future[Any] | None = None
         self.ready_timeout = READY_PROBE_TIMEOUT_SECONDS
-        self._stop = threading.Event()
         self._last_reload_error: str | None = None
-        self._reloader: threading.Thread | None = None
         self.metrics.bundle_loaded.set(1 if self._engine_ready() else 0)
         if reload_in_background and settings.policy_reload_seconds > 0:
-            self._reloader = threading.Thread(
-                target=self._reload_loop, name="modelgate-policy-reload", daemon=True
-            )
-            self._reloader.start()
+            engine.start_watching(settings.policy_reload_seconds, on_reload=self.on_reload)
 
     # -- policy reload -------------------------------------------------------------------
 
-    def _reload_loop(self) -> None:
-        while not self._stop.wait(self.settings.policy_reload_seconds):
-            self.reload_policies()
-
-    def reload_policies(self) -> bool:
-        """Reload the bundle when it changed on disk; a broken bundle keeps the old one."""
-        try:
-            changed = self.engine.reload_if_changed()
-        except BundleError as e:
+    def on_reload(self, changed: bool, error: BaseException | None) -> None:
+        """After each check of the policy directory: count, log, update the gauge."""
+        if error is not None:
             self.metrics.reloads.labels("failure").inc()
-            if str(e) != self._last_reload_error:
-                log.error("policy bundle rejected, the last good bundle keeps serving: %s", e)
-            self._last_reload_error = str(e)
-            return False
-        except Exception as e:  # the reloader thread must survive anything
-            self.metrics.reloads.labels("failure").inc()
-            log.exception("policy reload failed: %s", e)
-            return False
+            if isinstance(error, BundleError):
+                if str(error) != self._last_reload_error:
+                    log.error(
+                        "policy bundle rejected, the last good bundle keeps serving: %s", error
+                    )
+            else:
+                log.error("policy reload failed: %s", error)
+            self._last_reload_error = str(error)
+            return
         self._last_reload_error = None
         if changed:
             self.metrics.reloads.labels("success").inc()
             log.info("policy bundle reloaded (digest %s)", self.engine.bundle_digest)
         self.metrics.bundle_loaded.set(1 if self._engine_ready() else 0)
+
+    def reload_policies(self) -> bool:
+        """Check the bundle now (as the watcher does); True when a new bundle serves."""
+        try:
+            changed = self.engine.reload_if_changed()
+        except Exception as e:
+            self.on_reload(False, e)
+            return False
+        self.on_reload(changed, None)
         return changed
 
     # -- readiness -----------------------------------------------------------------------
@@ -300,29 +297,25 @@ class WebhookState:
     def not_ready_reasons(self) -> list[str]:
         reasons: list[str] = []
         if not self._engine_ready():
-            detail = getattr(self.engine, "last_error", None) or self._last_reload_error
+            detail = self.engine.last_error or self._last_reload_error
             reasons.append(
                 f"no policy bundle is loaded: {detail}" if detail else "no policy bundle is loaded"
             )
-        probe = getattr(self.recorder, "healthy", None) or getattr(self.recorder, "ping", None)
-        if probe is not None:
-            # one probe at a time, in its own thread, bounded: a database that swallows packets
-            # must neither hang the kubelet's probe nor pile up threads
-            with self._probe_lock:
-                if self._probe is None or self._probe.done():
-                    self._probe = self._probe_pool.submit(probe)
-                pending = self._probe
-            try:
-                ok = bool(pending.result(timeout=self.ready_timeout))
-            except FutureTimeout:
-                reasons.append(
-                    f"the inventory database did not answer within {self.ready_timeout:g}s"
-                )
-            except Exception as e:
-                reasons.append(f"the inventory database does not answer: {e}")
-            else:
-                if not ok:
-                    reasons.append("the inventory database does not answer")
+        # one probe at a time, in its own thread, bounded: a database that swallows packets
+        # must neither hang the kubelet's probe nor pile up threads
+        with self._probe_lock:
+            if self._probe is None or self._probe.done():
+                self._probe = self._probe_pool.submit(self.recorder.healthy)
+            pending = self._probe
+        try:
+            ok = bool(pending.result(timeout=self.ready_timeout))
+        except FutureTimeout:
+            reasons.append(f"the inventory database did not answer within {self.ready_timeout:g}s")
+        except Exception as e:
+            reasons.append(f"the inventory database does not answer: {e}")
+        else:
+            if not ok:
+                reasons.append("the inventory database does not answer")
         return reasons
 
     # -- the admission decision ----------------------------------------------------------
@@ -338,6 +331,49 @@ class WebhookState:
                 f"policy evaluation took longer than {self.settings.policy_timeout_seconds:g}s"
             ) from e
 
+    def _event(
+        self,
+        req: AdmissionRequest,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        allowed: bool,
+        is_model: bool,
+        workload: Workload | None = None,
+        violations: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+        enforcement: str = "enforce",
+        bundle_digest: str = "",
+        error: str | None = None,
+    ) -> AdmissionEvent:
+        """The decision-log event of ``req`` with this outcome (the one place events are
+        made)."""
+        user_info = req.get("userInfo") or {}
+        return AdmissionEvent(
+            time=datetime.now(UTC),
+            uid=req["uid"],
+            user=str(user_info.get("username") or ""),
+            operation=req["operation"],
+            cluster=self.settings.cluster_name,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            allowed=allowed,
+            is_model=is_model,
+            violations=violations,
+            warnings=warnings,
+            enforcement=enforcement,
+            bundle_digest=bundle_digest,
+            engine=self.engine.name,
+            error=error,
+            workload=workload,
+        )
+
+    def _is_model_kind(self, workload: Workload, kind: str) -> bool:
+        """A model without evaluating the policy (labelled, or a model kind of the bundle)."""
+        return workload["model_label"] or self.engine.config.is_model_kind(kind)
+
     def decide(self, req: AdmissionRequest, enforcement: Enforcement | None) -> Decision:
         operation = req["operation"]
         kind = request_kind(req)
@@ -352,14 +388,8 @@ class WebhookState:
             raise MalformedReview(f"request.object is required for {operation}")
         reason = skip_reason(kind, obj)
         if reason is not None:
-            return Decision(
-                allowed=True,
-                kind=kind,
-                namespace=namespace,
-                name=name,
-                evaluated=False,
-                skipped=reason,
-            )
+            event = self._event(req, kind, namespace, name, allowed=True, is_model=False)
+            return Decision(event=event, skipped=reason)
         if "kind" not in obj:
             obj = {**obj, "kind": kind}
         try:
@@ -375,29 +405,29 @@ class WebhookState:
             result = self.evaluate(policy_input)
         except EvaluationTimeout as e:
             self.metrics.engine_errors.labels("timeout").inc()
-            return self.failure_decision(kind, namespace, name, workload, e)
+            return self.failure_decision(req, kind, namespace, name, workload, e)
         except Exception as e:  # EvaluationError or an engine bug: same failure mode
             label = "error" if isinstance(e, EvaluationError) else "crash"
             if label == "crash":
                 log.exception("policy engine crashed")
             self.metrics.engine_errors.labels(label).inc()
-            return self.failure_decision(kind, namespace, name, workload, e)
+            return self.failure_decision(req, kind, namespace, name, workload, e)
         problems = list(result.deny)
-        decision = Decision(
+        event = self._event(
+            req,
+            kind,
+            namespace,
+            name,
             allowed=result.allowed,
-            kind=kind,
-            namespace=namespace,
-            name=name,
-            violations=list(result.violations) or problems,
-            warnings=list(result.warn),
             is_model=result.is_model,
+            workload=workload,
+            violations=tuple(result.violations) or tuple(problems),
+            warnings=tuple(result.warn),
             enforcement=result.enforcement or enforcement or "enforce",
             bundle_digest=result.bundle_digest or self._digest(),
-            workload=workload,
         )
-        if not decision.allowed:
-            decision.message = format_denial(kind, namespace, name, problems)
-        return decision
+        message = None if result.allowed else format_denial(kind, namespace, name, problems)
+        return Decision(event=event, message=message)
 
     def _digest(self) -> str:
         try:
@@ -417,92 +447,75 @@ class WebhookState:
                 pass
             else:
                 name = name or w["name"]
-                is_model = w["model_label"] or kind in ("InferenceService", "SeldonDeployment")
-        return Decision(
-            allowed=True,
-            kind=kind,
-            namespace=namespace,
-            name=name,
-            is_model=is_model,
-            evaluated=False,
-            skipped=reason,
-        )
+                is_model = self._is_model_kind(w, kind)
+        event = self._event(req, kind, namespace, name, allowed=True, is_model=is_model)
+        return Decision(event=event, skipped=reason)
 
     def failure_decision(
-        self, kind: str, namespace: str, name: str, workload: Workload, error: Exception
+        self,
+        req: AdmissionRequest,
+        kind: str,
+        namespace: str,
+        name: str,
+        workload: Workload,
+        error: Exception,
     ) -> Decision:
         where = f"{namespace}/{name}" if namespace else name
         detail = str(error) or type(error).__name__
         log.error("policy evaluation failed for %s %s: %s", kind, where, detail)
-        is_model = workload["model_label"] or kind in ("InferenceService", "SeldonDeployment")
+        is_model = self._is_model_kind(workload, kind)
         if self.settings.failure_mode == "open":
-            return Decision(
-                allowed=True,
-                kind=kind,
-                namespace=namespace,
-                name=name,
-                warnings=[
-                    f"modelgate could not evaluate the policy ({detail}); "
-                    "admitted unchecked because the failure mode is open"
-                ],
-                is_model=is_model,
-                error=detail,
-                workload=workload,
-                bundle_digest=self._digest(),
+            warning = (
+                f"modelgate could not evaluate the policy ({detail}); "
+                "admitted unchecked because the failure mode is open"
             )
-        return Decision(
+            event = self._event(
+                req,
+                kind,
+                namespace,
+                name,
+                allowed=True,
+                is_model=is_model,
+                workload=workload,
+                warnings=(warning,),
+                bundle_digest=self._digest(),
+                error=detail,
+            )
+            return Decision(event=event)
+        event = self._event(
+            req,
+            kind,
+            namespace,
+            name,
             allowed=False,
-            kind=kind,
-            namespace=namespace,
-            name=name,
-            message=(
-                f"modelgate could not evaluate the policy for {kind} {where} ({detail}); "
-                "denied because the failure mode is closed. Retry, or ask the platform team "
-                "to check the modelgate webhook."
-            ),
             is_model=is_model,
-            error=detail,
             workload=workload,
             bundle_digest=self._digest(),
+            error=detail,
         )
+        message = (
+            f"modelgate could not evaluate the policy for {kind} {where} ({detail}); "
+            "denied because the failure mode is closed. Retry, or ask the platform team "
+            "to check the modelgate webhook."
+        )
+        return Decision(event=event, message=message)
 
     def record(self, req: AdmissionRequest, decision: Decision) -> None:
-        """Hand the decision to the inventory; never let the recorder break a response."""
+        """Hand the decision to the inventory; never let the recorder break a response.
+        Dry runs are never recorded; of the requests allowed without evaluation only
+        deletions (and CONNECTs) of judged kinds are."""
         if req.get("dryRun"):
             return
-        if not decision.evaluated and decision.skipped not in ("delete", "connect"):
+        if decision.skipped is not None and decision.skipped not in ("delete", "connect"):
             return
-        user_info = req.get("userInfo") or {}
-        event = AdmissionEvent(
-            time=datetime.now(UTC),
-            uid=req["uid"],
-            user=str(user_info.get("username") or ""),
-            operation=req["operation"],
-            cluster=self.settings.cluster_name,
-            kind=decision.kind,
-            namespace=decision.namespace,
-            name=decision.name,
-            allowed=decision.allowed,
-            is_model=decision.is_model,
-            violations=tuple(decision.violations),
-            warnings=tuple(decision.warnings),
-            enforcement=decision.enforcement,
-            bundle_digest=decision.bundle_digest,
-            engine=getattr(self.engine, "name", ""),
-            error=decision.error,
-            workload=decision.workload,
-        )
         try:
-            self.recorder.submit(event)
+            self.recorder.submit(decision.event)
         except Exception as e:
             self.metrics.recorder_errors.inc()
             log.error("could not record the decision for %s: %s", req["uid"], e)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop reloading, flush the recorder (at most ``timeout`` s), close the engine."""
-        self._stop.set()
-        if self._reloader is not None:
-            self._reloader.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
         try:
@@ -516,9 +529,9 @@ class WebhookState:
 
 
 def _default_engine(settings: Settings) -> PolicyEngine:
-    from policies.engines import create_engine  # lazily: nothing is built at import time
+    from modelgate.engine import engine_for  # lazily: nothing is built at import time
 
-    return create_engine(settings)
+    return engine_for(settings)
 
 
 def _default_recorder(settings: Settings) -> EventRecorder:
@@ -580,20 +593,20 @@ def create_app(
                 workload_stub: Workload = extract_workload(
                     {"kind": kind or "Unknown", "metadata": {}}, namespace or None
                 )
-                decision = state.failure_decision(kind, namespace, name, workload_stub, e)
+                decision = state.failure_decision(req, kind, namespace, name, workload_stub, e)
         except ReviewError as e:
             state.metrics.bad_requests.labels(str(e.status)).inc()
             return jsonify(error=str(e)), e.status
         if decision.skipped is not None:
             state.metrics.skipped.labels(decision.skipped).inc()
         else:
-            state.metrics.decisions.labels(decision.result, decision.kind).inc()
+            state.metrics.decisions.labels(decision.result, decision.event.kind).inc()
         state.record(req, decision)
         review = review_response(
             req["uid"],
             decision.allowed,
             message=decision.message,
-            warnings=shorten_warnings(decision.warnings),
+            warnings=shorten_warnings(list(decision.event.warnings)),
         )
         state.metrics.latency.observe(time.perf_counter() - started)
         return jsonify(review), 200

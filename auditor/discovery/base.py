@@ -95,6 +95,9 @@ class DiscoverySource(Protocol):
     kind: str
     #: informational notes gathered while discovering (e.g. "KServe CRD not installed")
     notes: list[str]
+    #: kinds the source could not list (e.g. forbidden): their absence proves nothing, so
+    #: the scan never retires nor resolves anything of these kinds
+    skipped_kinds: set[str]
 
     def discover(self) -> Iterator[DiscoveredWorkload]:
         """Yield workloads one at a time; raise :class:`SourceUnreachable` when listing fails."""

@@ -52,6 +52,7 @@ class SageMakerSource:
         self.cluster = f"sagemaker:{region}"
         self.name = f"sagemaker:{region}"
         self.notes: list[str] = []
+        self.skipped_kinds: set[str] = set()
         self._deployed_models: set[str] = set()
         self._session = session or boto3.session.Session(profile_name=profile, region_name=region)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from policies import BUNDLE_DIR
 from policies.engines.base import (
     BundleError,
     EvaluationError,
@@ -11,41 +12,42 @@ from policies.engines.base import (
     PolicyEngine,
     PolicyError,
     PolicyResult,
+    ReloadCallback,
 )
 
-if TYPE_CHECKING:
-    from modelgate.settings import Settings
-
 __all__ = [
+    "ENGINE_NAMES",
     "BundleError",
     "EvaluationError",
     "EvaluationTimeout",
     "PolicyEngine",
     "PolicyError",
     "PolicyResult",
+    "ReloadCallback",
     "create_engine",
 ]
 
+#: the engines :func:`create_engine` builds
+ENGINE_NAMES = ("embedded", "opa")
 
-def create_engine(settings: Settings, *, watch: bool = False) -> PolicyEngine:
-    """The engine ``settings.policy_engine`` names, with the bundle of ``settings.policy_dir``
-    loaded (``ready()`` is False when that first load failed). With ``watch=True`` a daemon
-    thread re-checks the directory every ``settings.policy_reload_seconds``."""
-    engine: PolicyEngine
-    if settings.policy_engine == "opa":
+
+def create_engine(
+    kind: str = "embedded",
+    policy_dir: Path = BUNDLE_DIR,
+    *,
+    opa_url: str = "http://127.0.0.1:8181",
+    timeout: float = 2.0,
+) -> PolicyEngine:
+    """The engine ``kind`` names (``embedded`` or ``opa``) with the bundle of ``policy_dir``
+    loaded (``ready()`` is False when that first load failed). ``opa_url`` and ``timeout``
+    are the OPA server and its per-query timeout (``opa`` only). Call
+    ``start_watching(interval)`` on the result to follow edits of the directory."""
+    if kind == "opa":
         from policies.engines.opa import OpaEngine
 
-        opa = OpaEngine(
-            settings.policy_dir, settings.opa_url, timeout=settings.policy_timeout_seconds
-        )
-        if watch:
-            opa.start_watching(settings.policy_reload_seconds)
-        engine = opa
-    else:
+        return OpaEngine(Path(policy_dir), opa_url, timeout=timeout)
+    if kind == "embedded":
         from policies.engines.embedded import EmbeddedEngine
 
-        embedded = EmbeddedEngine(settings.policy_dir)
-        if watch:
-            embedded.start_watching(settings.policy_reload_seconds)
-        engine = embedded
-    return engine
+        return EmbeddedEngine(Path(policy_dir))
+    raise ValueError(f"unknown policy engine {kind!r} (one of {', '.join(ENGINE_NAMES)})")

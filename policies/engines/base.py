@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from policies.config import PolicyConfig
+
+#: called by the watcher after every check: (a new bundle now serves, the error or None)
+ReloadCallback = Callable[[bool, "BaseException | None"], None]
 
 
 class PolicyError(Exception):
@@ -51,6 +57,16 @@ class PolicyEngine(Protocol):
         """SHA-256 of the bundle currently serving (empty when none is loaded)."""
         ...
 
+    @property
+    def config(self) -> PolicyConfig:
+        """The policy data (``data.modelgate.config``) of the bundle currently serving."""
+        ...
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last (re)load failed; ``None`` after a successful one."""
+        ...
+
     def ready(self) -> bool:
         """True once a bundle is loaded (and, for OPA, the server answers)."""
         ...
@@ -67,4 +83,13 @@ class PolicyEngine(Protocol):
         """
         ...
 
-    def close(self) -> None: ...
+    def start_watching(
+        self, interval: float = 2.0, on_reload: ReloadCallback | None = None
+    ) -> None:
+        """Check the policy directory every ``interval`` seconds in a daemon thread, calling
+        ``on_reload`` after each check."""
+        ...
+
+    def close(self) -> None:
+        """Stop watching and release the engine's resources."""
+        ...

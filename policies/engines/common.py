@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from policies.bundle import Bundle, Fingerprint, fingerprint, load_bundle
-from policies.engines.base import BundleError, EvaluationError, PolicyResult
+from policies.config import PolicyConfig
+from policies.engines.base import BundleError, EvaluationError, PolicyResult, ReloadCallback
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class ReloadingEngine:
         self.policy_dir = Path(policy_dir)
         self._reload_lock = threading.Lock()
         self._bundle: Bundle | None = None
+        self._config = PolicyConfig()
         self._fingerprint: Fingerprint | None = None
         self._last_error: str | None = None
         self._stop = threading.Event()
@@ -88,6 +90,10 @@ class ReloadingEngine:
     def bundle_digest(self) -> str:
         bundle = self._bundle
         return bundle.digest if bundle is not None else ""
+
+    @property
+    def config(self) -> PolicyConfig:
+        return self._config
 
     @property
     def last_error(self) -> str | None:
@@ -113,6 +119,7 @@ class ReloadingEngine:
                 self._last_error = str(e)
                 raise
             self._bundle = bundle
+            self._config = PolicyConfig.from_bundle(bundle)
             self._fingerprint = bundle.fingerprint
             self._last_error = None
             log.info(
@@ -130,20 +137,36 @@ class ReloadingEngine:
         except BundleError as e:
             log.error("policy bundle in %s cannot be loaded: %s", self.policy_dir, e)
 
-    def start_watching(self, interval: float = 2.0) -> None:
-        """Check the policy directory every ``interval`` seconds in a daemon thread."""
+    def start_watching(
+        self, interval: float = 2.0, on_reload: ReloadCallback | None = None
+    ) -> None:
+        """Check the policy directory every ``interval`` seconds in a daemon thread.
+
+        ``on_reload(changed, error)`` is called after every check (the webhook counts and
+        logs reloads with it); without one, a rejected bundle is logged here."""
         if self._watcher is not None:
             return
         self._stop.clear()
 
+        def report(changed: bool, error: BaseException | None) -> None:
+            if on_reload is not None:
+                try:
+                    on_reload(changed, error)
+                except Exception:
+                    log.exception("policy reload callback failed")
+            elif isinstance(error, BundleError):
+                log.error("policy bundle rejected, the previous one keeps serving: %s", error)
+            elif error is not None:
+                log.error("policy bundle watcher failed: %s", error)
+
         def run() -> None:
             while not self._stop.wait(interval):
                 try:
-                    self.reload_if_changed()
-                except BundleError as e:
-                    log.error("policy bundle rejected, the previous one keeps serving: %s", e)
-                except Exception:  # the watcher must survive anything
-                    log.exception("policy bundle watcher failed")
+                    changed = self.reload_if_changed()
+                except Exception as e:  # the watcher must survive anything
+                    report(False, e)
+                else:
+                    report(changed, None)
 
         self._watcher = threading.Thread(target=run, name=f"policy-watch-{self.name}", daemon=True)
         self._watcher.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,6 +23,18 @@ from policies.bundle import Bundle, load_bundle
 
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
 _TEST_RULE_RE = re.compile(r"^(test_[A-Za-z0-9_]*)\b", re.MULTILINE)
+
+REPO_TOOLS_BIN = Path(__file__).resolve().parent.parent.parent / ".tools" / "bin"
+
+
+def find_opa() -> str | None:
+    """The opa binary, the reference test runner: the repository's .tools/bin first, then
+    PATH."""
+    candidate = REPO_TOOLS_BIN / "opa"
+    if candidate.is_file():
+        return str(candidate)
+    return shutil.which("opa")
+
 
 CRASH_HINT = (
     "rego-cpp crashed evaluating this test (a known rego-cpp limitation); "

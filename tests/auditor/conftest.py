@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from modelgate.engine import engine_for
 from modelgate.inventory import migrate
 from modelgate.inventory.db import Database
 from modelgate.settings import Settings
-from policies.engines import PolicyEngine, create_engine
+from policies.engines import PolicyEngine
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def db(db_url: str) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[PolicyEngine]:
-    eng = create_engine(Settings.from_env({}))
+    eng = engine_for(Settings.from_env({}))
     assert eng.ready(), "the shipped policy bundle must load"
     yield eng
     eng.close()

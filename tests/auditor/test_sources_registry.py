@@ -39,6 +39,7 @@ class StaticSource:
         self.cluster = cluster
         self.name = f"static:{cluster}"
         self.notes: list[str] = []
+        self.skipped_kinds: set[str] = set()
         self.objects = objects
         self.fail_after = fail_after
 

@@ -15,10 +15,10 @@ import pytest
 from flask import Flask
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from modelgate.engine import engine_for
 from modelgate.inventory.migrate import upgrade
 from modelgate.inventory.recorder import Recorder
 from modelgate.settings import Settings
-from policies.engines import create_engine
 from tests.webhook.reviews import COMPLIANT, deployment, review
 from webhook.app import app_state, create_app
 
@@ -33,7 +33,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     settings = Settings(database_url=url, spool_dir=workdir / "spool")
     app = create_app(
         settings,
-        engine=create_engine(settings),
+        engine=engine_for(settings),
         recorder=Recorder(settings),
         reload_in_background=False,
     )

@@ -15,10 +15,11 @@ from flask.testing import FlaskClient
 from auditor.discovery import create_sources
 from auditor.reconcile import Reconciler
 from dashboard.app import create_app
+from modelgate.engine import engine_for
 from modelgate.inventory import migrate
 from modelgate.inventory.db import Database
 from modelgate.settings import Settings
-from policies.engines import PolicyEngine, create_engine
+from policies.engines import PolicyEngine
 from tests.auditor.helpers import (
     admit,
     certs,
@@ -34,7 +35,7 @@ NOW = datetime.now(UTC)
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[PolicyEngine]:
-    eng = create_engine(Settings.from_env({}))
+    eng = engine_for(Settings.from_env({}))
     assert eng.ready(), "the shipped policy bundle must load"
     yield eng
     eng.close()

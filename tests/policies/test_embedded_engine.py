@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from modelgate.engine import engine_for
 from modelgate.settings import Settings
 from policies.engines import create_engine
 from policies.engines.base import BundleError, EvaluationError, PolicyEngine, PolicyResult
@@ -164,12 +165,21 @@ def test_unserialisable_input_is_an_evaluation_error(embedded: EmbeddedEngine) -
 
 
 def test_create_engine_builds_embedded_by_default(policy_copy: Path) -> None:
-    engine = create_engine(Settings(policy_dir=policy_copy))
-    try:
-        assert isinstance(engine, EmbeddedEngine)
-        assert engine.ready()
-    finally:
-        engine.close()
+    for engine in (
+        create_engine(policy_dir=policy_copy),
+        engine_for(Settings(policy_dir=policy_copy)),
+    ):
+        try:
+            assert isinstance(engine, EmbeddedEngine)
+            assert engine.ready()
+            assert engine.policy_dir == policy_copy
+        finally:
+            engine.close()
+
+
+def test_create_engine_refuses_an_unknown_engine() -> None:
+    with pytest.raises(ValueError, match="unknown policy engine 'wasm'"):
+        create_engine("wasm")
 
 
 # -- reloading -------------------------------------------------------------------------
@@ -351,7 +361,7 @@ def test_backslashes_and_control_characters_are_judged_not_a_failed_evaluation(
 
 def test_create_engine_with_watch_reloads_edits(policy_copy: Path) -> None:
     settings = Settings(policy_dir=policy_copy, policy_reload_seconds=0.05)
-    engine = create_engine(settings, watch=True)
+    engine = engine_for(settings, watch=True)
     try:
         before = engine.bundle_digest
         require_field(policy_copy, "source")

@@ -16,9 +16,9 @@ import modelgate.inventory.recorder  # SQLAlchemy, and with it greenlet, first
 from modelgate.settings import Settings
 from modelgate.workload import extract_workload
 from modelgate.policy_input import build_input, synthesize_request
-from policies.engines import create_engine
+from modelgate.engine import engine_for
 
-engine = create_engine(Settings())
+engine = engine_for(Settings())
 
 def rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from modelgate.engine import engine_for
 from modelgate.settings import Settings
-from policies.engines import create_engine
 from policies.engines.base import (
     BundleError,
     EvaluationError,
@@ -76,9 +76,7 @@ def test_engine_satisfies_the_protocol(opa_engine: OpaEngine) -> None:
 
 
 def test_create_engine_builds_opa_from_settings(opa_server: str, policy_copy: Path) -> None:
-    engine = create_engine(
-        Settings(policy_engine="opa", opa_url=opa_server, policy_dir=policy_copy)
-    )
+    engine = engine_for(Settings(policy_engine="opa", opa_url=opa_server, policy_dir=policy_copy))
     try:
         assert isinstance(engine, OpaEngine)
         assert engine.ready()
@@ -199,7 +197,7 @@ def test_watcher_pushes_edits_without_restart(opa_server: str, policy_copy: Path
     settings = Settings(
         policy_engine="opa", opa_url=opa_server, policy_dir=policy_copy, policy_reload_seconds=0.05
     )
-    engine = create_engine(settings, watch=True)
+    engine = engine_for(settings, watch=True)
     without_source = to_input(with_annotations(sample("01-compliant-deployment.yaml"), source=None))
     try:
         assert engine.evaluate(without_source).allowed

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelgate.events import AdmissionEvent
-from policies.engines.base import BundleError, EvaluationError, PolicyResult
+from policies.config import PolicyConfig
+from policies.engines.base import BundleError, EvaluationError, PolicyResult, ReloadCallback
 
 REQUIRED = ("model-name", "model-version", "owner")
 
@@ -30,13 +31,42 @@ class FakeEngine:
         self.reloads = 0
         self.reload_error: str | None = None
         self.closed = False
+        self.watching: tuple[float, ReloadCallback | None] | None = None
 
     @property
     def bundle_digest(self) -> str:
         return self.digest if self.loaded else ""
 
+    @property
+    def config(self) -> PolicyConfig:
+        return PolicyConfig()
+
+    @property
+    def last_error(self) -> str | None:
+        return self.reload_error
+
     def ready(self) -> bool:
         return self.loaded
+
+    def start_watching(
+        self, interval: float = 2.0, on_reload: ReloadCallback | None = None
+    ) -> None:
+        """Poll ``reload_if_changed`` like the real engines' watcher does."""
+        self.watching = (interval, on_reload)
+
+        def run() -> None:
+            while not self.closed:
+                time.sleep(interval)
+                try:
+                    changed = self.reload_if_changed()
+                except Exception as e:
+                    if on_reload is not None:
+                        on_reload(False, e)
+                else:
+                    if on_reload is not None:
+                        on_reload(changed, None)
+
+        threading.Thread(target=run, daemon=True).start()
 
     def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
         self.calls.append(policy_input)

@@ -561,6 +561,9 @@ def test_background_reloader_polls_the_engine(engine: FakeEngine) -> None:
     app_state(app).close()
     assert engine.reloads >= 2
     assert engine.closed
+    assert engine.watching is not None and engine.watching[0] == 0.05
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'modelgate_policy_reloads_total{result="success"}' in text
 
 
 def test_importing_the_app_builds_no_engine_and_no_database() -> None:

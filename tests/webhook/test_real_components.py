@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from modelgate.engine import engine_for
 from modelgate.evaluate import evaluate_manifests, load_manifests
 from modelgate.inventory import queries
 from modelgate.inventory.db import Database
 from modelgate.inventory.migrate import upgrade
 from modelgate.inventory.recorder import Recorder
 from modelgate.settings import DEFAULT_POLICY_DIR, Settings
-from policies.engines import create_engine
 from tests.fixtures.tools import free_port
 from tests.webhook.reviews import COMPLIANT, P
 from webhook.app import app_state, create_app
@@ -37,7 +37,7 @@ def policy_dir(tmp_path: Path) -> Path:
 
 
 def real_app(settings: Settings) -> Flask:
-    engine = create_engine(settings)
+    engine = engine_for(settings)
     recorder = Recorder(settings)
     return create_app(settings, engine=engine, recorder=recorder, reload_in_background=False)
 

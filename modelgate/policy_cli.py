@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,16 +10,7 @@ import click
 from modelgate.settings import Settings, SettingsError
 from policies.bundle import load_bundle
 from policies.engines.base import BundleError
-
-REPO_TOOLS_BIN = Path(__file__).resolve().parent.parent / ".tools" / "bin"
-
-
-def find_opa() -> str | None:
-    """The opa binary: the repository's .tools/bin first, then PATH."""
-    candidate = REPO_TOOLS_BIN / "opa"
-    if candidate.is_file():
-        return str(candidate)
-    return shutil.which("opa")
+from policies.engines.regotest import find_opa
 
 
 def _settings(policy_dir: Path | None) -> Settings:
@@ -122,12 +112,12 @@ def check_command(policy_dir: Path | None) -> None:
         bundle = load_bundle(settings.policy_dir)
     except BundleError as e:
         raise click.ClickException(str(e)) from e
-    from policies.engines import create_engine
+    from modelgate.engine import engine_for
 
-    engine = create_engine(settings)
+    engine = engine_for(settings)
     try:
         if not engine.ready():
-            reason = getattr(engine, "last_error", None) or "the policy engine is not ready"
+            reason = engine.last_error or "the policy engine is not ready"
             raise click.ClickException(reason)
         click.echo(f"engine:  {engine.name}")
         click.echo(f"bundle:  {settings.policy_dir}")
