@@ -25,7 +25,7 @@ from auditor.discovery import (
     create_sources,
     parse_source_spec,
 )
-from auditor.reconcile import FINDING_TYPES, SEVERITIES, Reconciler, ScanResult
+from auditor.reconcile import FINDING_TYPES, Reconciler, ScanResult
 from modelgate.settings import Settings, SettingsError
 from policies.config import PolicyConfig
 
@@ -130,6 +130,7 @@ def write_outputs(
     db: Any,
     scan_id: int,
     *,
+    config: PolicyConfig,
     report: Path | None,
     export: Path | None,
     csv_dir: Path | None,
@@ -142,7 +143,7 @@ def write_outputs(
     if not (report or export or csv_dir):
         return
     try:
-        doc = build_export(db, scan_id)
+        doc = build_export(db, scan_id, config=config)
     except ExportError as e:
         _fail(str(e), EXIT_USAGE)
     data = export_bytes(doc)
@@ -294,7 +295,7 @@ def format_scans(scans: list[Any]) -> str:
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(SEVERITIES),
+    type=click.Choice(PolicyConfig().severities),
     help="Exit 1 when findings of this severity or worse exist.",
 )
 @click.option(
@@ -432,6 +433,7 @@ def audit_command(
         _write_outputs_or_fail(
             db,
             result.scan_id,
+            config=reconciler.policy_data,
             report=_out_path(report_path, result.scan_id, when),
             export=_out_path(export_path, result.scan_id, when),
             csv_dir=_out_path(csv_dir, result.scan_id, when),
@@ -457,7 +459,7 @@ def audit_command(
     finally:
         engine.close()
         db.dispose()
-    if fail_on and result.worst_severity_at_least(fail_on):
+    if fail_on and result.worst_severity_at_least(fail_on, reconciler.policy_data):
         click.echo(f"findings of severity {fail_on} or worse exist", err=True)
         sys.exit(EXIT_FINDINGS)
 
@@ -539,6 +541,7 @@ def report_command(
         _write_outputs_or_fail(
             db,
             scan["id"],
+            config=PolicyConfig.load(settings.policy_dir),
             report=_out_path(report_path, scan["id"], now),
             export=_out_path(export_path, scan["id"], now),
             csv_dir=_out_path(csv_dir, scan["id"], now),

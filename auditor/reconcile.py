@@ -1,7 +1,8 @@
 """Reconciliation: every discovered workload is evaluated by the policy engine (mode
 ``audit``) and matched against the inventory by (cluster, namespace, kind, name).
 
-Finding types and their default severity:
+Finding types (:data:`modelgate.compliance.FINDING_TYPES`; their severities are policy data,
+``finding_severities`` in the bundle's data file, shipped as below):
 
 =========================  ========  ==================================================
 type                       severity  meaning
@@ -20,12 +21,11 @@ number of workloads; runtime metadata is written onto the inventory's deployment
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from auditor.discovery.base import (
@@ -34,33 +34,25 @@ from auditor.discovery.base import (
     SourceUnreachable,
     check_unique_clusters,
 )
-from modelgate.inventory import audit
+from modelgate.compliance import (
+    FINDING_TYPES,
+    certification_issues,
+    documentation_gaps,
+    is_recorded,
+)
+from modelgate.inventory import audit, queries
 from modelgate.inventory.db import Database, InventoryError
+from modelgate.inventory.parse import parse_certifications
+from modelgate.inventory.records import DeploymentRecord, FindingInput
 from modelgate.policy_input import build_input, synthesize_request
 from policies.config import PolicyConfig
 from policies.engines.base import PolicyEngine, PolicyError, PolicyResult
 
 log = logging.getLogger(__name__)
 
-FINDING_TYPES = audit.FINDING_TYPES
-SEVERITIES = audit.SEVERITIES
+__all__ = ["FINDING_TYPES", "Reconciler", "ScanResult", "SourceReport"]
 
-DEFAULT_SEVERITY: dict[str, str] = {
-    "orphan": "high",
-    "violation": "high",
-    "drift": "medium",
-    "expiring-certification": "medium",
-    "missing-metadata": "medium",
-    "retired": "low",
-}
 BATCH = 500
-
-
-def severity_rank(severity: str) -> int:
-    try:
-        return SEVERITIES.index(severity)
-    except ValueError as e:
-        raise ValueError(f"unknown severity {severity!r} (one of {', '.join(SEVERITIES)})") from e
 
 
 @dataclass
@@ -104,46 +96,16 @@ class ScanResult:
     def unreachable(self) -> list[SourceReport]:
         return [s for s in self.sources if s.status != "ok"]
 
-    def worst_severity_at_least(self, threshold: str) -> bool:
-        limit = severity_rank(threshold)
-        return any(n and severity_rank(sev) >= limit for sev, n in self.severities.items())
+    def worst_severity_at_least(self, threshold: str, config: PolicyConfig) -> bool:
+        """Whether a finding of ``threshold`` or worse (in ``config``'s order) was seen."""
+        limit = config.severity_rank(threshold)
+        return any(
+            n and sev in config.severities and config.severity_rank(sev) >= limit
+            for sev, n in self.severities.items()
+        )
 
 
 ProgressCallback = Callable[[str, int], None]  # (event, amount): "workload"/"source"
-
-
-def _parse_day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text.strip()[:10])
-    except (ValueError, AttributeError):
-        return None
-
-
-def certification_issues(metadata: Mapping[str, str], today: date, warning_days: int) -> list[str]:
-    """Messages for certifications that expire within ``warning_days`` or have expired."""
-    raw = metadata.get("certifications")
-    if not raw:
-        return []
-    try:
-        certs = json.loads(raw)
-    except ValueError:
-        return []  # malformed JSON is the policy's violation
-    if not isinstance(certs, list):
-        return []
-    out: list[str] = []
-    for cert in certs:
-        if not isinstance(cert, Mapping):
-            continue
-        name = str(cert.get("name") or "certification")
-        expires = _parse_day(str(cert.get("expires") or ""))
-        if expires is None:
-            continue
-        days = (expires - today).days
-        if days < 0:
-            out.append(f"certification {name!r} expired on {expires.isoformat()}")
-        elif days <= warning_days:
-            out.append(f"certification {name!r} expires on {expires.isoformat()} (in {days} days)")
-    return out
 
 
 class Reconciler:
@@ -248,9 +210,9 @@ class Reconciler:
         severities: Counter[str],
     ) -> SourceReport:
         report = SourceReport(name=source.name, kind=source.kind, cluster=source.cluster)
-        admitted = audit.admitted_deployments(self.db, source.cluster)
+        admitted = queries.deployments_by_key(self.db, source.cluster)
         seen: set[tuple[str, str, str]] = set()
-        pending: list[audit.FindingInput] = []
+        pending: list[FindingInput] = []
         runtime: list[audit.RuntimeUpdate] = []
 
         def flush() -> None:
@@ -276,7 +238,7 @@ class Reconciler:
                 seen.add(key)
                 report.workloads += 1
                 entry = admitted.get(key)
-                if entry is not None and entry["status"] != "deleted":
+                if entry is not None and is_recorded(entry["status"]):
                     runtime.append(_runtime_update(found))
                 new = self._workload_findings(found, entry, report)
                 if new is not None:
@@ -302,9 +264,7 @@ class Reconciler:
             gone = [
                 entry
                 for key, entry in admitted.items()
-                if key not in seen
-                and entry["status"] not in audit.GONE_STATUSES
-                and entry["kind"] not in skipped
+                if key not in seen and is_recorded(entry["status"]) and entry["kind"] not in skipped
             ]
             for entry in gone:
                 pending.append(self._finding("retired", _admitted_identity(entry), _retired(entry)))
@@ -328,9 +288,9 @@ class Reconciler:
     def _workload_findings(
         self,
         found: DiscoveredWorkload,
-        entry: audit.AdmittedDeployment | None,
+        entry: DeploymentRecord | None,
         report: SourceReport,
-    ) -> list[audit.FindingInput] | None:
+    ) -> list[FindingInput] | None:
         """Findings for one workload; ``None`` when it is not a model workload."""
         w = found.workload
         try:
@@ -355,8 +315,8 @@ class Reconciler:
             "model": md.get("model-name") or (entry["model"] if entry else None),
             "version": md.get("model-version") or (entry["version"] if entry else None),
         }
-        out: list[audit.FindingInput] = []
-        admitted = entry is not None and entry["status"] not in audit.GONE_STATUSES
+        out: list[FindingInput] = []
+        admitted = entry is not None and is_recorded(entry["status"])
         if not admitted:
             out.append(
                 self._finding(
@@ -377,7 +337,7 @@ class Reconciler:
                     {"violations": sorted(violations), "enforcement": result.enforcement},
                 )
             )
-        missing = [f for f in self.policy_data.required_fields if not md.get(f, "").strip()]
+        missing = list(documentation_gaps(md, self.policy_data).missing_required)
         if missing:
             out.append(
                 self._finding(
@@ -392,7 +352,9 @@ class Reconciler:
             if drift:
                 out.append(self._finding("drift", identity, "; ".join(drift), {"changes": drift}))
         cert_issues = certification_issues(
-            md, self._now().date(), self.policy_data.certification_warning_days
+            ((c.name, c.expires) for c in parse_certifications(md.get("certifications"))),
+            self._now().date(),
+            self.policy_data.certification_warning_days,
         )
         if cert_issues:
             out.append(
@@ -400,16 +362,16 @@ class Reconciler:
             )
         return out
 
-    @staticmethod
     def _finding(
+        self,
         type_: str,
         identity: Mapping[str, Any],
         message: str,
         details: Mapping[str, Any] | None = None,
-    ) -> audit.FindingInput:
-        return audit.FindingInput(
+    ) -> FindingInput:
+        return FindingInput(
             type=type_,
-            severity=DEFAULT_SEVERITY[type_],
+            severity=self.policy_data.severity_of(type_),
             cluster=str(identity["cluster"]),
             namespace=str(identity["namespace"]),
             kind=str(identity["kind"]),
@@ -421,7 +383,7 @@ class Reconciler:
         )
 
 
-def _admitted_identity(entry: audit.AdmittedDeployment) -> dict[str, Any]:
+def _admitted_identity(entry: DeploymentRecord) -> dict[str, Any]:
     return {
         "cluster": entry["cluster"],
         "namespace": entry["namespace"],
@@ -432,7 +394,7 @@ def _admitted_identity(entry: audit.AdmittedDeployment) -> dict[str, Any]:
     }
 
 
-def _retired(entry: audit.AdmittedDeployment) -> str:
+def _retired(entry: DeploymentRecord) -> str:
     when = entry["last_admitted"].date().isoformat() if entry["last_admitted"] else "unknown"
     return (
         f"{entry['kind']} {entry['namespace']}/{entry['name']} "
@@ -450,7 +412,7 @@ def _image_name(ref: str) -> str:
     return ref
 
 
-def _drift(found: DiscoveredWorkload, entry: audit.AdmittedDeployment) -> list[str]:
+def _drift(found: DiscoveredWorkload, entry: DeploymentRecord) -> list[str]:
     changes: list[str] = []
     running = sorted(set(found.workload["images"]))
     admitted = sorted(set(entry["images"]))
@@ -492,11 +454,3 @@ def _runtime_update(found: DiscoveredWorkload) -> audit.RuntimeUpdate:
         ready_replicas=rt["ready_replicas"],
         resources=resources,
     )
-
-
-def expiring_window(warning_days: int, today: date) -> tuple[date, date]:
-    return today, today + timedelta(days=warning_days)
-
-
-def iter_types(counts: Mapping[str, int]) -> Iterable[tuple[str, int]]:
-    return ((t, counts.get(t, 0)) for t in FINDING_TYPES)

@@ -282,7 +282,7 @@ def create_app(
     def _findings() -> dict[str, Any]:
         status = _status_arg()
         type_ = _text_arg("type")
-        result = data.finding_list(db, status=status, type_=type_, page=_page_arg())
+        result = data.finding_list(db, status=status, type_=type_, page=_page_arg(), config=config)
         result["filters"] = {"status": status or "all", "type": type_}
         return result
 

@@ -24,16 +24,30 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
+from modelgate.compliance import (
+    FINDING_TYPES,
+    certification_state,
+    documentation_gaps,
+    is_recorded,
+    worst_first,
+)
 from modelgate.inventory import audit, queries
 from modelgate.inventory.db import Database
+from modelgate.inventory.records import (
+    FindingRecord,
+    ModelSummary,
+    VersionRecord,
+    jsonable,
+    model_summary,
+)
 from policies.config import PolicyConfig
 
+__all__ = ["FINDING_TYPES", "jsonable", "overview", "readiness"]
+
 SCAN_MAX_AGE = timedelta(days=7)
-FINDING_TYPES = audit.FINDING_TYPES
-HIGH_SEVERITIES = ("high", "critical")
 
 
 class Check(TypedDict):
@@ -57,30 +71,54 @@ class CertificationState(TypedDict):
     live: bool
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with datetimes and dates as ISO 8601 strings (for JSON and templates)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
+class VersionDocumentation(TypedDict):
+    model: str
+    version: str
+    owner: str
+    risk_tier: str
+    live_deployments: int
+    missing_required: list[str]  # includes model-card and certifications for certified tiers
+    missing_recommended: list[str]
 
 
-def cert_state(expires: str | None, today: date, warning_days: int) -> tuple[str, int | None]:
-    if not expires:
-        return "unknown", None
-    try:
-        day = date.fromisoformat(expires[:10])
-    except ValueError:
-        return "unknown", None
-    left = (day - today).days
-    if left < 0:
-        return "expired", left
-    if left <= warning_days:
-        return "expiring", left
-    return "valid", left
+def live_deployments(v: VersionRecord) -> int:
+    return sum(1 for d in v["deployments"] if d["live"])
+
+
+def version_documentation(v: VersionRecord, config: PolicyConfig) -> VersionDocumentation:
+    gaps = documentation_gaps(v["metadata"], config)
+    return VersionDocumentation(
+        model=v["model"],
+        version=v["version"],
+        owner=v["owner"],
+        risk_tier=v["risk_tier"],
+        live_deployments=live_deployments(v),
+        missing_required=list(gaps.missing_required),
+        missing_recommended=list(gaps.missing_recommended),
+    )
+
+
+def certification_rows(
+    versions: Iterable[VersionRecord], today: Any, warning_days: int
+) -> list[CertificationState]:
+    """Every certification of these versions with its state, soonest expiry first."""
+    rows: list[CertificationState] = []
+    for v in versions:
+        for c in v["certifications"]:
+            state = certification_state(c["expires"], today, warning_days)
+            rows.append(
+                CertificationState(
+                    model=c["model"],
+                    version=c["version"],
+                    name=c["name"],
+                    expires=c["expires"].isoformat() if c["expires"] else c["expires_raw"],
+                    days_left=state.days_left,
+                    state=state.state,
+                    live=live_deployments(v) > 0,
+                )
+            )
+    rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] or 0, r["model"], r["name"]))
+    return rows
 
 
 class Bar(TypedDict):
@@ -116,12 +154,11 @@ def overview(db: Database, now: datetime, config: PolicyConfig | None = None) ->
     config = config or PolicyConfig()
     """Everything the overview page and ``/api/overview`` show."""
     today = now.astimezone(UTC).date()
-    with db.read() as session:
-        counts = queries.inventory_counts(session)
-        models = queries.list_models(session)
-        docs = queries.documentation_gaps(session, required_fields=config.required_fields)
-        certs = queries.certifications(session)
-        live_versions = {(d["model"], d["version"]) for d in docs}
+    counts = queries.inventory_counts(db)
+    records = queries.list_models(db)
+    models = [model_summary(m) for m in records]
+    versions = [v for m in records for v in m["versions"]]
+    docs = [version_documentation(v, config) for v in versions if live_deployments(v)]
     scan = audit.latest_scan(db)
     open_findings = audit.findings(db, status="open")
 
@@ -136,25 +173,12 @@ def overview(db: Database, now: datetime, config: PolicyConfig | None = None) ->
         "missing_required": sum(1 for d in docs if d["missing_required"]),
         "field_gaps": bars(
             Counter(f for d in docs for f in d["missing_required"] + d["missing_recommended"]),
-            [*config.required_fields, "certifications", *queries.RECOMMENDED_FIELDS],
+            [*config.required_fields, "certifications", *config.recommended_fields],
         ),
         "gaps": [d for d in docs if d["missing_required"] or d["missing_recommended"]],
     }
 
-    cert_rows: list[CertificationState] = []
-    for c in certs:
-        state, left = cert_state(c["expires"], today, config.certification_warning_days)
-        cert_rows.append(
-            CertificationState(
-                model=c["model"],
-                version=c["version"],
-                name=c["name"],
-                expires=c["expires"] or c["expires_raw"],
-                days_left=left,
-                state=state,
-                live=(c["model"], c["version"]) in live_versions,
-            )
-        )
+    cert_rows = certification_rows(versions, today, config.certification_warning_days)
     attention = [c for c in cert_rows if c["state"] in ("expired", "expiring")]
 
     scan_info: dict[str, Any] | None = None
@@ -198,9 +222,16 @@ def overview(db: Database, now: datetime, config: PolicyConfig | None = None) ->
             open_findings=open_findings,
             certs=cert_rows,
             docs=docs,
-            warning_days=config.certification_warning_days,
+            config=config,
         ),
     }
+
+
+def high_severities(config: PolicyConfig) -> tuple[str, ...]:
+    """``high`` and every severity above it in the policy data's order."""
+    if "high" not in config.severities:
+        return config.severities[-1:]
+    return config.severities[config.severity_rank("high") :]
 
 
 def readiness(
@@ -208,10 +239,10 @@ def readiness(
     scan_info: Mapping[str, Any] | None,
     scan_finished: datetime | None,
     now: datetime,
-    open_findings: list[audit.FindingRecord],
+    open_findings: list[FindingRecord],
     certs: list[CertificationState],
-    docs: list[queries.VersionDocumentation],
-    warning_days: int,
+    docs: list[VersionDocumentation],
+    config: PolicyConfig,
 ) -> Readiness:
     """The audit-readiness checks (see the module docstring) and the overall status."""
     checks: list[Check] = []
@@ -278,7 +309,9 @@ def readiness(
                 )
             )
 
-    high = [f for f in open_findings if f["severity"] in HIGH_SEVERITIES]
+    warning_days = config.certification_warning_days
+    serious = high_severities(config)
+    high = [f for f in open_findings if f["severity"] in serious]
     checks.append(
         Check(
             name="high-severity findings",
@@ -393,44 +426,45 @@ def model_list(
     search: str | None,
     risk_tier: str | None,
     compliance_status: str | None,
-) -> list[queries.ModelSummary]:
-    """Models whose name, owner or a training dataset contains ``search``."""
-    with db.read() as session:
-        found = queries.list_models(
-            session, search=search, risk_tier=risk_tier, compliance_status=compliance_status
+) -> list[dict[str, Any]]:
+    """Models whose name, owner or a training dataset contains ``search`` (summaries, as
+    JSON-ready data)."""
+    found = queries.list_models(
+        db, search=search, risk_tier=risk_tier, compliance_status=compliance_status
+    )
+    if search:
+        names = {m["name"] for m in found}
+        by_dataset = queries.list_models(
+            db, dataset=search, risk_tier=risk_tier, compliance_status=compliance_status
         )
-        if search:
-            by_dataset = queries.list_models(
-                session, dataset=search, risk_tier=risk_tier, compliance_status=compliance_status
-            )
-            names = {m["name"] for m in found}
-            found = sorted(
-                found + [m for m in by_dataset if m["name"] not in names],
-                key=lambda m: m["name"],
-            )
-    return found
+        found = sorted(
+            found + [m for m in by_dataset if m["name"] not in names], key=lambda m: m["name"]
+        )
+    summaries: list[ModelSummary] = [model_summary(m) for m in found]
+    rows: list[dict[str, Any]] = jsonable(summaries)
+    return rows
 
 
 def model_detail(
     db: Database, name: str, now: datetime, config: PolicyConfig | None = None
 ) -> dict[str, Any] | None:
+    """One model as its page shows it: versions with certification states and the
+    deployments the inventory holds (not deleted), lineage, recent decisions."""
     config = config or PolicyConfig()
     today = now.astimezone(UTC).date()
-    with db.read() as session:
-        detail = queries.show_model(session, name, decision_limit=20)
-    if detail is None:
+    record = queries.get_model(db, name)
+    if record is None:
         return None
-    out: dict[str, Any] = dict(detail)
     versions = []
-    for v in detail["versions"]:
-        row: dict[str, Any] = dict(v)
+    for v in record["versions"]:
         certs = []
         for c in v["certifications"]:
-            state, left = cert_state(c["expires"], today, config.certification_warning_days)
-            certs.append({**c, "state": state, "days_left": left})
-        row["certifications"] = certs
-        versions.append(row)
-    out["versions"] = versions
+            state = certification_state(c["expires"], today, config.certification_warning_days)
+            certs.append({**c, "state": state.state, "days_left": state.days_left})
+        deployed = [d for d in v["deployments"] if is_recorded(d["status"])]
+        versions.append({**v, "certifications": certs, "deployments": deployed})
+    decisions = queries.decisions(db, model=name, limit=20)
+    out: dict[str, Any] = jsonable({**record, "versions": versions, "decisions": decisions})
     return out
 
 
@@ -445,25 +479,23 @@ def decision_page(
     page: int,
     model: str | None = None,
 ) -> dict[str, Any]:
-    with db.read() as session:
-        total = queries.count_decisions(session, allowed=allowed, namespace=namespace, model=model)
-        rows = queries.decisions(
-            session,
-            allowed=allowed,
-            namespace=namespace,
-            model=model,
-            limit=PAGE_SIZE,
-            offset=(page - 1) * PAGE_SIZE,
-        )
-        namespaces = queries.decision_namespaces(session)
+    total = queries.count_decisions(db, allowed=allowed, namespace=namespace, model=model)
+    rows = queries.decisions(
+        db,
+        allowed=allowed,
+        namespace=namespace,
+        model=model,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return {
-        "decisions": rows,
+        "decisions": jsonable(rows),
         "total": total,
         "page": page,
         "pages": pages,
         "page_size": PAGE_SIZE,
-        "namespaces": namespaces,
+        "namespaces": queries.decision_namespaces(db),
     }
 
 
@@ -471,12 +503,18 @@ FINDINGS_PAGE_SIZE = 100
 
 
 def finding_list(
-    db: Database, *, status: str | None, type_: str | None, page: int = 1
+    db: Database,
+    *,
+    status: str | None,
+    type_: str | None,
+    page: int = 1,
+    config: PolicyConfig | None = None,
 ) -> dict[str, Any]:
     """Findings, open before resolved and worst severity first, one page of them."""
+    config = config or PolicyConfig()
     rows = audit.findings(db, status=status, type=type_)
-    severity_order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-    rows.sort(key=lambda f: (f["status"] != "open", severity_order.get(f["severity"], 9)))
+    order = {s: i for i, s in enumerate(worst_first(config.severities, config))}
+    rows.sort(key=lambda f: (f["status"] != "open", order.get(f["severity"], len(order))))
     start = (page - 1) * FINDINGS_PAGE_SIZE
     return {
         "findings": jsonable(rows[start : start + FINDINGS_PAGE_SIZE]),

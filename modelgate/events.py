@@ -1,9 +1,12 @@
-"""What the webhook hands to the inventory for every decision (the recorder's input)."""
+"""What the webhook hands to the inventory for every decision (the recorder's input), and
+its JSON form (one spool line)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from modelgate.workload import Workload
 
@@ -39,3 +42,36 @@ class AdmissionEvent:
             and self.workload is not None
             and self.operation in ("CREATE", "UPDATE")
         )
+
+
+@dataclass(frozen=True)
+class SubmittedEvent:
+    """An event with the id the recorder assigned when it was submitted: stored with its
+    decision row, so replaying a spool or retrying never records it twice."""
+
+    event_id: str
+    event: AdmissionEvent
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as aware UTC (naive values are taken to be UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def event_to_json(event: AdmissionEvent) -> dict[str, Any]:
+    data = dataclasses.asdict(event)
+    data["time"] = utc(event.time).isoformat()
+    data["violations"] = list(event.violations)
+    data["warnings"] = list(event.warnings)
+    return data
+
+
+def event_from_json(data: dict[str, Any]) -> AdmissionEvent:
+    names = {f.name for f in dataclasses.fields(AdmissionEvent)}
+    values = {k: v for k, v in data.items() if k in names}
+    values["time"] = datetime.fromisoformat(str(values["time"]))
+    values["violations"] = tuple(str(v) for v in values.get("violations") or ())
+    values["warnings"] = tuple(str(v) for v in values.get("warnings") or ())
+    workload = values.get("workload")
+    values["workload"] = cast(Workload, workload) if isinstance(workload, dict) else None
+    return AdmissionEvent(**values)

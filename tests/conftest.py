@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.opa",
     "tests.fixtures.cluster",
+    "tests.fixtures.inventory",
 ]

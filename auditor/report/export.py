@@ -12,8 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
-from modelgate.inventory import audit
+from modelgate.compliance import is_recorded
+from modelgate.inventory import audit, queries
 from modelgate.inventory.db import Database
+from modelgate.inventory.records import FindingRecord, deployment_id, jsonable
+from policies.config import PolicyConfig
 
 EXPORT_FORMAT = "modelgate.audit/v1"
 EXPORT_FILENAME = "modelgate-audit.json"
@@ -60,23 +63,39 @@ class Exemption(TypedDict):
     deployments: list[str]
 
 
+class ExportPolicy(TypedDict):
+    """The policy data the report was judged by (from the bundle's data file)."""
+
+    bundle_digest: str
+    certification_warning_days: int
+    severities: list[str]  # lowest first
+    finding_severities: dict[str, str]
+    required_fields: list[str]
+    recommended_fields: list[str]
+    certified_tiers: list[str]
+
+
 class ExportDocument(TypedDict):
     format: str
     generated_at: str
     scan: ExportScan
-    models: list[audit.ModelInfo]
+    policy: ExportPolicy
+    #: every model of the inventory: :class:`modelgate.inventory.records.ModelRecord` as JSON
+    #: (versions newest first, with datasets, training run, certifications, deployments and
+    #: lineage) plus ``history``, its most recent admission decisions
+    models: list[dict[str, Any]]
     findings: list[ExportFinding]
     #: findings of earlier scans this scan resolved (not seen again in a scanned cluster)
     resolved: list[ExportFinding]
     exemptions: list[Exemption]
-    decisions: audit.DecisionSummary
+    decisions: dict[str, Any]  # queries.DecisionSummary as JSON
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
-def _finding(f: audit.FindingRecord) -> ExportFinding:
+def _finding(f: FindingRecord) -> ExportFinding:
     return ExportFinding(
         type=f["type"],
         severity=f["severity"],
@@ -95,7 +114,7 @@ def _finding(f: audit.FindingRecord) -> ExportFinding:
     )
 
 
-def exemptions_of(models: list[audit.ModelInfo]) -> list[Exemption]:
+def exemptions_of(models: list[dict[str, Any]]) -> list[Exemption]:
     out: list[Exemption] = []
     for m in models:
         for v in m["versions"]:
@@ -107,22 +126,38 @@ def exemptions_of(models: list[audit.ModelInfo]) -> list[Exemption]:
                         owner=v["owner"] or m["owner"],
                         reason=v["exempt_reason"],
                         deployments=[
-                            f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}"
-                            for d in v["deployments"]
+                            deployment_id(d) for d in v["deployments"] if is_recorded(d["status"])
                         ],
                     )
                 )
     return out
 
 
+def export_policy(config: PolicyConfig, bundle_digest: str) -> ExportPolicy:
+    return ExportPolicy(
+        bundle_digest=bundle_digest,
+        certification_warning_days=config.certification_warning_days,
+        severities=list(config.severities),
+        finding_severities=dict(config.finding_severities),
+        required_fields=list(config.required_fields),
+        recommended_fields=list(config.recommended_fields),
+        certified_tiers=list(config.certified_tiers),
+    )
+
+
 def build_export(
-    db: Database, scan_id: int, *, generated_at: datetime | None = None
+    db: Database,
+    scan_id: int,
+    *,
+    config: PolicyConfig | None = None,
+    generated_at: datetime | None = None,
 ) -> ExportDocument:
-    """The export of scan ``scan_id`` (its findings) with the inventory as it is now."""
+    """The export of scan ``scan_id`` (its findings) with the inventory as it is now, judged
+    by the policy data ``config`` (the bundle's)."""
     scan = audit.get_scan(db, scan_id)
     if scan is None:
         raise ExportError(f"no scan with id {scan_id}")
-    models = audit.report_models(db)
+    models = report_models(db)
     findings = [_finding(f) for f in audit.scan_findings_of(db, scan_id)]
     clusters = sorted({str(s.get("cluster")) for s in scan["sources"]}) or list(
         scan["summary"].get("clusters", [])
@@ -141,12 +176,21 @@ def build_export(
             sources=scan["sources"],
             summary=scan["summary"],
         ),
+        policy=export_policy(config or PolicyConfig(), scan["bundle_digest"]),
         models=models,
         findings=findings,
         resolved=[_finding(f) for f in audit.findings_resolved_by(db, scan_id)],
         exemptions=exemptions_of(models),
-        decisions=audit.decision_summary(db, until=scan["finished_at"]),
+        decisions=jsonable(queries.decision_summary(db, until=scan["finished_at"])),
     )
+
+
+def report_models(db: Database, history_limit: int = 20) -> list[dict[str, Any]]:
+    """Every model of the inventory as JSON, each with its recent decisions (``history``)."""
+    return [
+        jsonable({**m, "history": queries.decisions(db, model=m["name"], limit=history_limit)})
+        for m in queries.list_models(db)
+    ]
 
 
 def export_bytes(doc: Mapping[str, Any]) -> bytes:
@@ -227,16 +271,16 @@ def write_csv(doc: ExportDocument, directory: Path) -> list[Path]:
                     "owner": v["owner"],
                     "risk_tier": v["risk_tier"],
                     "compliance_status": v["compliance_status"],
-                    "training_date": v["training_date"],
-                    "training_run": v["training_run"],
+                    "training_date": v["training_date_raw"] or v["training_date"],
+                    "training_run": (v["training_run"] or {}).get("run_ref"),
                     "datasets": " ".join(v["datasets"]),
                     "model_card": v["model_card"],
                     "certifications": "; ".join(
-                        f"{c['name']} (expires {c['expires'] or '?'})" for c in v["certifications"]
+                        f"{c['name']} (expires {c['expires'] or c['expires_raw'] or '?'})"
+                        for c in v["certifications"]
                     ),
                     "deployments": " ".join(
-                        f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}"
-                        for d in v["deployments"]
+                        deployment_id(d) for d in v["deployments"] if is_recorded(d["status"])
                     ),
                     "first_admitted": v["first_admitted"],
                     "last_admitted": v["last_admitted"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -19,15 +19,17 @@ import weasyprint
 from markupsafe import Markup
 from weasyprint.urls import URLFetcher
 
-from auditor.reconcile import DEFAULT_SEVERITY, FINDING_TYPES, severity_rank
 from auditor.report import charts
 from auditor.report.export import EXPORT_FILENAME, ExportDocument, export_bytes, sha256_hex
+from modelgate.compliance import FINDING_TYPES, certification_state, is_recorded, present_fields
+from modelgate.inventory.parse import parse_metadata
+from modelgate.inventory.records import deployment_id
+from policies.config import PolicyConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE_DIR / "templates"
 PDF_VARIANT = "pdf/a-3b"
 MAX_FINDING_ROWS = 500  # per type in the PDF; the export always has every finding
-WARNING_DAYS = 30
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +84,9 @@ def _day(text: str | None) -> date | None:
         return None
 
 
-def cert_state(expires: str | None, today: date, warning_days: int = WARNING_DAYS) -> str:
-    day = _day(expires)
-    if day is None:
-        return "valid" if not expires else "unknown"
-    if day < today:
-        return "expired"
-    if day <= today + timedelta(days=warning_days):
-        return "expiring"
-    return "valid"
+def cert_state(expires: str | None, today: date, warning_days: int) -> str:
+    """The state (:func:`modelgate.compliance.certification_state`) of an exported expiry."""
+    return certification_state(_day(expires), today, warning_days).state
 
 
 def _human(ts: str | None) -> str:
@@ -130,7 +126,7 @@ def runtime_rows(model: Mapping[str, Any]) -> list[dict[str, Any]]:
 
             rows.append(
                 {
-                    "where": f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}",
+                    "where": deployment_id(d),
                     "version": version["version"],
                     "status": d.get("status") or "admitted",
                     "replicas": (
@@ -154,6 +150,10 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
     """Everything the template shows, derived from the export document only."""
     generated = datetime.fromisoformat(doc["generated_at"])
     today = generated.date()
+    policy = doc["policy"]
+    warning_days = policy["certification_warning_days"]
+    severity_order = PolicyConfig(severities=tuple(policy["severities"]))
+    finding_severity = dict(policy["finding_severities"])
     scan = dict(doc["scan"])
     scan["started_at"] = _human(doc["scan"]["started_at"])
     scan["finished_at"] = _human(doc["scan"]["finished_at"])
@@ -161,22 +161,20 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
     models: list[dict[str, Any]] = []
     tier_rows: dict[str, list[dict[str, Any]]] = {"high": [], "limited": [], "minimal": []}
     compliance: dict[str, int] = {}
-    completeness_fields: dict[str, Callable[[Mapping[str, Any]], bool]] = {
-        "owner": lambda v: bool(v["owner"]),
-        "training date": lambda v: bool(v["training_date"]),
-        "datasets": lambda v: bool(v["datasets"]),
-        "training run": lambda v: bool(v["training_run"]),
-        "model card": lambda v: bool(v["model_card"]),
-        "metrics": lambda v: bool(v["metrics"]),
-        "certifications": lambda v: bool(v["certifications"]),
-        "source": lambda v: bool(v["source"]),
-    }
+    completeness_fields = [
+        *policy["required_fields"],
+        *(f for f in ("certifications",) if policy["certified_tiers"]),
+        *policy["recommended_fields"],
+    ]
     complete_counts = dict.fromkeys(completeness_fields, 0)
     for m in doc["models"]:
         if not m["versions"]:
             continue
-        latest = m["versions"][-1]
-        certs = [{**c, "state": cert_state(c["expires"], today)} for c in latest["certifications"]]
+        latest = m["versions"][0]  # newest first
+        certs = [
+            {**c, "state": cert_state(c["expires"], today, warning_days)}
+            for c in latest["certifications"]
+        ]
         models.append({**m, "latest": latest, "certifications": certs, "runtime": runtime_rows(m)})
         tier = latest["risk_tier"] if latest["risk_tier"] in tier_rows else "limited"
         tier_rows[tier].append(
@@ -185,14 +183,17 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
                 "version": latest["version"],
                 "owner": latest["owner"] or m["owner"],
                 "compliance_status": latest["compliance_status"],
-                "deployments": sum(len(v["deployments"]) for v in m["versions"]),
+                "deployments": sum(
+                    1 for v in m["versions"] for d in v["deployments"] if is_recorded(d["status"])
+                ),
                 "certifications": certs,
             }
         )
         status = latest["compliance_status"] or "unknown"
         compliance[status] = compliance.get(status, 0) + 1
-        for name, check in completeness_fields.items():
-            if check(latest):
+        present = present_fields(parse_metadata(latest["metadata"]))
+        for name in completeness_fields:
+            if present.get(name, bool(latest["metadata"].get(name, "").strip())):
                 complete_counts[name] += 1
 
     by_type: dict[str, list[Mapping[str, Any]]] = {t: [] for t in FINDING_TYPES}
@@ -201,7 +202,7 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
     finding_types: list[dict[str, Any]] = [
         {
             "type": t,
-            "severity": DEFAULT_SEVERITY.get(t, "info"),
+            "severity": finding_severity.get(t, "info"),
             "count": len(rows),
             "rows": rows[:MAX_FINDING_ROWS],
         }
@@ -222,7 +223,10 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
         "findings": charts.bar_chart(
             "Findings by type",
             [(t["type"], t["count"]) for t in finding_types],
-            colors={t: charts.SEVERITY_COLORS[s] for t, s in DEFAULT_SEVERITY.items()},
+            colors={
+                t: charts.SEVERITY_COLORS.get(s, charts.SEVERITY_COLORS["info"])
+                for t, s in finding_severity.items()
+            },
         ),
         "completeness": charts.bar_chart(
             "Documentation completeness (% of models)",
@@ -252,7 +256,12 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
         "findings_total": len(doc["findings"]),
         "resolved": doc["resolved"][:MAX_FINDING_ROWS],
         "resolved_total": len(doc["resolved"]),
-        "severities": sorted(severities.items(), key=lambda kv: -severity_rank(kv[0])),
+        "severities": sorted(
+            severities.items(),
+            key=lambda kv: (
+                -severity_order.severity_rank(kv[0]) if kv[0] in severity_order.severities else 1
+            ),
+        ),
         "exemptions": doc["exemptions"],
         "decisions": decisions,
         "charts": {k: Markup(v) for k, v in chart_svgs.items()},

@@ -69,14 +69,14 @@ def _refuse_missing_sqlite_file(url: str) -> None:
 
 
 def _read(fn: Callable[[Any], T]) -> T:
+    """``fn(database)`` with database errors as one-line failures (exit 2)."""
     from modelgate.inventory.db import Database
 
     _refuse_missing_sqlite_file(_url())
     with _database_errors():
         db = Database(_url())
         try:
-            with db.read() as session:
-                return fn(session)
+            return fn(db)
         finally:
             db.dispose()
 
@@ -152,8 +152,10 @@ def models_group() -> None:
 def models_list(output: str, search: str | None, dataset: str | None) -> None:
     """Every model with its latest version, owner, risk tier, status and deployment count."""
     from modelgate.inventory import queries
+    from modelgate.inventory.records import jsonable, model_summary
 
-    rows = _read(lambda s: queries.list_models(s, search=search, dataset=dataset))
+    records = _read(lambda db: queries.list_models(db, search=search, dataset=dataset))
+    rows = [jsonable(model_summary(r)) for r in records]
     if output == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -164,7 +166,7 @@ def models_list(output: str, search: str | None, dataset: str | None) -> None:
     click.echo(
         _table(
             ["NAME", "VERSION", "OWNER", "RISK TIER", "STATUS", "DEPLOYMENTS"],
-            [[str(r[c]) for c in columns] for r in rows],  # type: ignore[literal-required]
+            [[str(r[c]) for c in columns] for r in rows],
         )
     )
 
@@ -175,8 +177,15 @@ def models_list(output: str, search: str | None, dataset: str | None) -> None:
 def models_show(name: str, output: str) -> None:
     """One model: versions, lineage, certifications, deployments and recent decisions."""
     from modelgate.inventory import queries
+    from modelgate.inventory.records import jsonable
 
-    detail = _read(lambda s: queries.show_model(s, name))
+    def read(db: Any) -> Any:
+        record = queries.get_model(db, name)
+        if record is None:
+            return None
+        return jsonable({**record, "decisions": queries.decisions(db, model=name, limit=20)})
+
+    detail = _read(read)
     if detail is None:
         _fail(f"no model named {name!r} in the inventory (see `modelgate models list`)", 1)
     if output == "json":
@@ -196,6 +205,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _render_detail(detail: Any) -> str:
+    from modelgate.compliance import is_recorded
+
     out = [f"model: {detail['name']}", f"owner: {detail['owner']}"]
     out.append(f"latest version: {detail['latest_version'] or '-'}")
     for v in detail["versions"]:
@@ -226,9 +237,10 @@ def _render_detail(detail: Any) -> str:
             for c in v["certifications"]
         ]
         out.append(f"  certifications: {', '.join(certs) or '-'}")
-        if v["deployments"]:
+        recorded = [d for d in v["deployments"] if is_recorded(d["status"])]
+        if recorded:
             out.append("  deployments:")
-            for d in v["deployments"]:
+            for d in recorded:
                 images = ", ".join(d["images"]) or "-"
                 out.append(
                     f"    {d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}  images: {images}"

@@ -6,7 +6,6 @@ and points at the migrations shipped inside this package.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,10 @@ from modelgate.inventory.db import classify, make_engine, normalize_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-#: modules that define tables on :class:`modelgate.inventory.base.Base`
-_MODEL_MODULES = ("modelgate.inventory.models", "modelgate.inventory.audit")
-
 
 def all_metadata() -> MetaData:
-    """``Base.metadata`` with every table module imported (audit tables when present)."""
-    for name in _MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
+    """``Base.metadata`` with every table of the inventory (all defined in ``models``)."""
+    from modelgate.inventory import models  # noqa: F401  (defines every table on Base)
     from modelgate.inventory.base import Base
 
     return Base.metadata

@@ -6,6 +6,10 @@ Lineage: ``Dataset`` --(training_run_datasets)--> ``TrainingRun`` --> ``ModelVer
 
 ``Decision`` is the append-only decision log: a trigger (created with the table, and by the
 migration) refuses UPDATE and DELETE on both SQLite and PostgreSQL.
+
+``ScanRun`` and ``Finding`` are the auditor's: one row per ``modelgate audit`` scan, and the
+findings tracked across scans (``audit_scan_findings`` links each scan to what it saw).
+Every table of the inventory is defined here, on the one :class:`~modelgate.inventory.base.Base`.
 """
 
 from __future__ import annotations
@@ -221,6 +225,67 @@ class Decision(Base):
     bundle_digest: Mapped[str] = mapped_column(Text, default="")
     engine: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- audit: scan runs and findings -----------------------------------------------------
+
+
+class ScanRun(Base):
+    """One execution of ``modelgate audit``."""
+
+    __tablename__ = "audit_scans"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(Text, default="running")  # running/completed/failed
+    bundle_digest: Mapped[str] = mapped_column(Text, default="")
+    engine: Mapped[str] = mapped_column(Text, default="")
+    #: [{name, kind, cluster, status: ok|unreachable, error, notes, workloads, models}]
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    #: {"workloads": n, "models": n, "findings": {type: n}}
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+scan_findings = Table(
+    "audit_scan_findings",
+    Base.metadata,
+    Column("scan_id", BigID, ForeignKey("audit_scans.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "finding_id", BigID, ForeignKey("audit_findings.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+
+class Finding(Base):
+    """Something the auditor found, tracked across scans."""
+
+    __tablename__ = "audit_findings"
+    __table_args__ = (Index(None, "cluster", "status"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text, unique=True)
+    type: Mapped[str] = mapped_column(Text, index=True)
+    severity: Mapped[str] = mapped_column(Text)
+    cluster: Mapped[str] = mapped_column(Text)
+    namespace: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(Text, default="open")  # open / resolved
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_scan_id: Mapped[int | None] = mapped_column(
+        BigID, ForeignKey("audit_scans.id", ondelete="SET NULL")
+    )
+    last_scan_id: Mapped[int | None] = mapped_column(
+        BigID, ForeignKey("audit_scans.id", ondelete="SET NULL"), index=True
+    )
 
 
 # --- append-only decision log: triggers on both backends ------------------------------------

@@ -1,163 +1,68 @@
-"""Read-only queries over the inventory. Everything returned is plain data (TypedDicts of
-str/int/float/bool/list/dict, timestamps as ISO 8601 strings in UTC), so the CLI, the dashboard
-and the auditor can use it without importing SQLAlchemy; they pass the session they got from
-:meth:`modelgate.inventory.db.Database.read`."""
+"""Read-only queries over the inventory: models, versions, deployments and decisions.
+
+Every function takes the :class:`~modelgate.inventory.db.Database` and returns records of
+:mod:`modelgate.inventory.records` (plain data, aware UTC datetimes), so the CLI, the
+dashboard, the API and the auditor read the inventory without importing SQLAlchemy. Database
+failures are :class:`~modelgate.inventory.db.InventoryError` with a one-line message. The
+audit tables' reads and writes are in :mod:`modelgate.inventory.audit`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import selectinload
 
+from modelgate.compliance import NOT_LIVE_STATUSES, is_recorded
+from modelgate.inventory.db import Database
 from modelgate.inventory.models import (
-    Certification,
     Dataset,
     Decision,
     Deployment,
     Model,
     ModelVersion,
+    TrainingRun,
     model_version_datasets,
+)
+from modelgate.inventory.records import (
+    DecisionRecord,
+    DeploymentRecord,
+    ModelRecord,
+    decision_record,
+    deployment_record,
+    model_record,
 )
 
 
-class ModelSummary(TypedDict):
-    name: str
-    version: str  # the most recently admitted version
-    owner: str
-    risk_tier: str
-    compliance_status: str
-    deployments: int  # live deployments running any version of the model
-    versions: int
-    last_admitted: str | None
+def live_clause() -> ColumnElement[bool]:
+    """SQL for :func:`modelgate.compliance.is_live` on :class:`Deployment` rows."""
+    return or_(Deployment.status.is_(None), Deployment.status.not_in(NOT_LIVE_STATUSES))
 
 
-class CertificationRow(TypedDict):
-    name: str
-    expires: str | None  # YYYY-MM-DD; None when the annotation had no parseable date
-    expires_raw: str | None
-
-
-class TrainingRunRow(TypedDict):
-    run_ref: str
-    url: str | None
-    datasets: list[str]
-
-
-class DeploymentRow(TypedDict):
-    cluster: str
-    namespace: str
-    kind: str
-    name: str
-    images: list[str]
-    model: str | None
-    version: str | None
-    first_admitted: str | None
-    last_admitted: str | None
-    replicas: int | None
-    ready_replicas: int | None
-    resources: dict[str, Any] | None
-    last_seen: str | None
-    status: str | None
-
-
-class VersionDetail(TypedDict):
-    version: str
-    owner: str
-    training_date: str | None
-    training_date_raw: str | None
-    compliance_status: str
-    risk_tier: str
-    model_card: str | None
-    metrics: dict[str, float]
-    source: str | None
-    exempt_reason: str | None
-    training_run: TrainingRunRow | None
-    datasets: list[str]
-    certifications: list[CertificationRow]
-    deployments: list[DeploymentRow]
-    first_admitted: str
-    last_admitted: str
-    metadata: dict[str, str]
-
-
-class LineageEdge(TypedDict):
-    source_type: str  # dataset | training_run | model_version
-    source: str
-    target_type: str  # training_run | model_version | deployment
-    target: str
-
-
-class DecisionRow(TypedDict):
-    time: str
-    uid: str
-    user: str
-    operation: str
-    cluster: str
-    kind: str
-    namespace: str
-    name: str
-    allowed: bool
-    is_model: bool
-    model: str | None
-    version: str | None
-    violations: list[str]
-    warnings: list[str]
-    enforcement: str
-    bundle_digest: str
-    engine: str
-    error: str | None
-
-
-class ModelDetail(TypedDict):
-    name: str
-    owner: str
-    created_at: str
-    updated_at: str
-    latest_version: str | None
-    versions: list[VersionDetail]  # most recently admitted first
-    lineage: list[LineageEdge]
-    decisions: list[DecisionRow]  # most recent first
-
-
-class CertificationStatus(TypedDict):
-    model: str
-    version: str
-    name: str
-    expires: str | None
-    expires_raw: str | None
-    risk_tier: str
-
-
-def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _live(deployment: Deployment) -> bool:
-    return deployment.status != "deleted"
-
-
-def _versions_desc(versions: Iterable[ModelVersion]) -> list[ModelVersion]:
-    return sorted(versions, key=lambda v: (v.last_admitted, v.id), reverse=True)
+def _model_options() -> Any:
+    return selectinload(Model.versions).options(
+        selectinload(ModelVersion.datasets),
+        selectinload(ModelVersion.certifications),
+        selectinload(ModelVersion.deployments),
+        selectinload(ModelVersion.training_run).selectinload(TrainingRun.datasets),
+    )
 
 
 def list_models(
-    session: Session,
+    db: Database,
     *,
     search: str | None = None,
     risk_tier: str | None = None,
     compliance_status: str | None = None,
     dataset: str | None = None,
-) -> list[ModelSummary]:
-    """Every model with its latest version's metadata, sorted by name. ``search`` matches
-    name or owner (case-insensitive substring); ``dataset`` keeps models with any version
-    trained on a dataset whose URI contains it; ``risk_tier`` and ``compliance_status`` apply
-    to the latest version."""
-    stmt = select(Model).options(
-        selectinload(Model.versions).selectinload(ModelVersion.deployments)
-    )
+) -> list[ModelRecord]:
+    """Every model with all its versions, sorted by name. ``search`` matches name or owner
+    (case-insensitive substring); ``dataset`` keeps models with any version trained on a
+    dataset whose URI contains it; ``risk_tier`` and ``compliance_status`` apply to the
+    latest version."""
+    stmt = select(Model).options(_model_options())
     if search:
         pattern = f"%{search.lower()}%"
         stmt = stmt.where(
@@ -173,178 +78,29 @@ def list_models(
             .where(func.lower(Dataset.uri).like(f"%{dataset.lower()}%"))
         )
         stmt = stmt.where(Model.id.in_(trained_on))
-    out: list[ModelSummary] = []
-    for model in session.scalars(stmt.order_by(Model.name)):
-        versions = _versions_desc(model.versions)
-        latest = versions[0] if versions else None
-        summary = ModelSummary(
-            name=model.name,
-            version=latest.version if latest else "",
-            owner=(latest.owner if latest else "") or model.owner,
-            risk_tier=latest.risk_tier if latest else "",
-            compliance_status=latest.compliance_status if latest else "",
-            deployments=sum(1 for v in versions for d in v.deployments if _live(d)),
-            versions=len(versions),
-            last_admitted=_iso(latest.last_admitted) if latest else None,
-        )
-        if risk_tier and summary["risk_tier"] != risk_tier:
-            continue
-        if compliance_status and summary["compliance_status"] != compliance_status:
-            continue
-        out.append(summary)
+    out: list[ModelRecord] = []
+    with db.read() as session:
+        for model in session.scalars(stmt.order_by(Model.name)):
+            record = model_record(model)
+            latest = record["versions"][0] if record["versions"] else None
+            if risk_tier and (latest is None or latest["risk_tier"] != risk_tier):
+                continue
+            if compliance_status and (
+                latest is None or latest["compliance_status"] != compliance_status
+            ):
+                continue
+            out.append(record)
     return out
 
 
-def _deployment_row(d: Deployment) -> DeploymentRow:
-    mv = d.model_version
-    return DeploymentRow(
-        cluster=d.cluster,
-        namespace=d.namespace,
-        kind=d.kind,
-        name=d.name,
-        images=list(d.images or []),
-        model=mv.model.name if mv is not None else None,
-        version=mv.version if mv is not None else None,
-        first_admitted=_iso(d.first_admitted),
-        last_admitted=_iso(d.last_admitted),
-        replicas=d.replicas,
-        ready_replicas=d.ready_replicas,
-        resources=dict(d.resources) if d.resources is not None else None,
-        last_seen=_iso(d.last_seen),
-        status=d.status,
-    )
-
-
-def _decision_row(d: Decision) -> DecisionRow:
-    return DecisionRow(
-        time=_iso(d.time) or "",
-        uid=d.uid,
-        user=d.user,
-        operation=d.operation,
-        cluster=d.cluster,
-        kind=d.kind,
-        namespace=d.namespace,
-        name=d.name,
-        allowed=d.allowed,
-        is_model=d.is_model,
-        model=d.model_name,
-        version=d.model_version,
-        violations=list(d.violations or []),
-        warnings=list(d.warnings or []),
-        enforcement=d.enforcement,
-        bundle_digest=d.bundle_digest,
-        engine=d.engine,
-        error=d.error,
-    )
-
-
-def _deployment_id(d: DeploymentRow) -> str:
-    return f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}"
-
-
-def show_model(session: Session, name: str, *, decision_limit: int = 20) -> ModelDetail | None:
-    """One model with every version, its lineage, certifications and recent decisions;
-    ``None`` when there is no such model."""
-    model = session.scalars(
-        select(Model)
-        .where(Model.name == name)
-        .options(
-            selectinload(Model.versions).options(
-                selectinload(ModelVersion.datasets),
-                selectinload(ModelVersion.certifications),
-                selectinload(ModelVersion.deployments),
-                selectinload(ModelVersion.training_run),
-            )
-        )
-    ).first()
-    if model is None:
-        return None
-    versions: list[VersionDetail] = []
-    lineage: list[LineageEdge] = []
-    for v in _versions_desc(model.versions):
-        run = v.training_run
-        datasets = sorted(ds.uri for ds in v.datasets)
-        deployments = [
-            _deployment_row(d) for d in sorted(v.deployments, key=lambda d: d.id) if _live(d)
-        ]
-        version_id = f"{model.name}@{v.version}"
-        run_row: TrainingRunRow | None = None
-        if run is not None:
-            run_row = TrainingRunRow(
-                run_ref=run.run_ref, url=run.url, datasets=sorted(ds.uri for ds in run.datasets)
-            )
-            for uri in datasets:
-                lineage.append(
-                    LineageEdge(
-                        source_type="dataset",
-                        source=uri,
-                        target_type="training_run",
-                        target=run.run_ref,
-                    )
-                )
-            lineage.append(
-                LineageEdge(
-                    source_type="training_run",
-                    source=run.run_ref,
-                    target_type="model_version",
-                    target=version_id,
-                )
-            )
-        else:
-            for uri in datasets:
-                lineage.append(
-                    LineageEdge(
-                        source_type="dataset",
-                        source=uri,
-                        target_type="model_version",
-                        target=version_id,
-                    )
-                )
-        for d in deployments:
-            lineage.append(
-                LineageEdge(
-                    source_type="model_version",
-                    source=version_id,
-                    target_type="deployment",
-                    target=_deployment_id(d),
-                )
-            )
-        versions.append(
-            VersionDetail(
-                version=v.version,
-                owner=v.owner,
-                training_date=_iso(v.training_date),
-                training_date_raw=v.training_date_raw,
-                compliance_status=v.compliance_status,
-                risk_tier=v.risk_tier,
-                model_card=v.model_card,
-                metrics=dict(v.metrics or {}),
-                source=v.source,
-                exempt_reason=v.exempt_reason,
-                training_run=run_row,
-                datasets=datasets,
-                certifications=[
-                    CertificationRow(
-                        name=c.name, expires=_iso(c.expires), expires_raw=c.expires_raw
-                    )
-                    for c in v.certifications
-                ],
-                deployments=deployments,
-                first_admitted=_iso(v.first_admitted) or "",
-                last_admitted=_iso(v.last_admitted) or "",
-                metadata=dict(v.raw_metadata or {}),
-            )
-        )
-    return ModelDetail(
-        name=model.name,
-        owner=model.owner,
-        created_at=_iso(model.created_at) or "",
-        updated_at=_iso(model.updated_at) or "",
-        latest_version=versions[0]["version"] if versions else None,
-        versions=versions,
-        lineage=lineage,
-        decisions=decisions(session, model=model.name, limit=decision_limit),
-    )
+def get_model(db: Database, name: str) -> ModelRecord | None:
+    """One model with every version, its lineage, certifications and deployments; ``None``
+    when there is no such model."""
+    with db.read() as session:
+        model = session.scalars(
+            select(Model).where(Model.name == name).options(_model_options())
+        ).first()
+        return model_record(model) if model is not None else None
 
 
 def _deployments_stmt() -> Select[tuple[Deployment]]:
@@ -354,80 +110,27 @@ def _deployments_stmt() -> Select[tuple[Deployment]]:
 
 
 def deployments(
-    session: Session, *, cluster: str | None = None, include_deleted: bool = False
-) -> list[DeploymentRow]:
+    db: Database, *, cluster: str | None = None, include_deleted: bool = False
+) -> list[DeploymentRecord]:
     """Recorded deployments (of one cluster, or all), sorted by cluster/namespace/kind/name."""
     stmt = _deployments_stmt()
     if cluster is not None:
         stmt = stmt.where(Deployment.cluster == cluster)
     stmt = stmt.order_by(Deployment.cluster, Deployment.namespace, Deployment.kind, Deployment.name)
-    return [_deployment_row(d) for d in session.scalars(stmt) if include_deleted or _live(d)]
+    with db.read() as session:
+        rows = [deployment_record(d) for d in session.scalars(stmt)]
+    return [d for d in rows if include_deleted or is_recorded(d["status"])]
 
 
-def deployments_for_cluster(session: Session, cluster: str) -> list[DeploymentRow]:
-    """The deployments the inventory holds for ``cluster`` (what the auditor reconciles)."""
-    return deployments(session, cluster=cluster)
-
-
-def decisions(
-    session: Session,
-    *,
-    cluster: str | None = None,
-    namespace: str | None = None,
-    kind: str | None = None,
-    name: str | None = None,
-    model: str | None = None,
-    version: str | None = None,
-    allowed: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int | None = 100,
-    offset: int = 0,
-) -> list[DecisionRow]:
-    """Decision-log entries matching every given filter, most recent first; ``offset`` skips
-    that many of them (pagination)."""
-    stmt = _filter_decisions(
-        select(Decision),
-        cluster=cluster,
-        namespace=namespace,
-        kind=kind,
-        name=name,
-        model=model,
-        version=version,
-        allowed=allowed,
-        since=since,
-        until=until,
-    )
-    stmt = stmt.order_by(Decision.time.desc(), Decision.id.desc())
-    if offset:
-        stmt = stmt.offset(offset)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [_decision_row(d) for d in session.scalars(stmt)]
-
-
-def count_decisions(
-    session: Session,
-    *,
-    cluster: str | None = None,
-    namespace: str | None = None,
-    allowed: bool | None = None,
-    model: str | None = None,
-) -> int:
-    """How many decision-log entries match the filters (same meaning as :func:`decisions`)."""
-    stmt = _filter_decisions(
-        select(func.count(Decision.id)),
-        cluster=cluster,
-        namespace=namespace,
-        model=model,
-        allowed=allowed,
-    )
-    return int(session.scalar(stmt) or 0)
-
-
-def decision_namespaces(session: Session) -> list[str]:
-    """Every namespace that appears in the decision log, sorted."""
-    return sorted(session.scalars(select(Decision.namespace).distinct()))
+def deployments_by_key(db: Database, cluster: str) -> dict[tuple[str, str, str], DeploymentRecord]:
+    """Every deployment the inventory holds for ``cluster`` (deleted ones included), keyed by
+    (namespace, kind, name): what the auditor reconciles a scan against."""
+    stmt = _deployments_stmt().where(Deployment.cluster == cluster)
+    with db.read() as session:
+        return {
+            (d.namespace, d.kind, d.name): deployment_record(d)
+            for d in session.scalars(stmt.execution_options(yield_per=1000))
+        }
 
 
 _S = TypeVar("_S", bound=Select[Any])
@@ -464,118 +167,137 @@ def _filter_decisions(
     return stmt
 
 
-def certifications(session: Session) -> list[CertificationStatus]:
-    """Every certification with its model and version, soonest expiry first."""
-    stmt = (
-        select(Certification, ModelVersion, Model)
-        .join(ModelVersion, Certification.model_version_id == ModelVersion.id)
-        .join(Model, ModelVersion.model_id == Model.id)
-        .order_by(Certification.expires, Model.name, ModelVersion.version, Certification.name)
+def decisions(
+    db: Database,
+    *,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    allowed: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> list[DecisionRecord]:
+    """Decision-log entries matching every given filter, most recent first; ``offset`` skips
+    that many of them (pagination)."""
+    stmt = _filter_decisions(
+        select(Decision),
+        cluster=cluster,
+        namespace=namespace,
+        kind=kind,
+        name=name,
+        model=model,
+        version=version,
+        allowed=allowed,
+        since=since,
+        until=until,
     )
-    return [
-        CertificationStatus(
-            model=m.name,
-            version=v.version,
-            name=c.name,
-            expires=_iso(c.expires),
-            expires_raw=c.expires_raw,
-            risk_tier=v.risk_tier,
-        )
-        for c, v, m in session.execute(stmt).tuples()
-    ]
+    stmt = stmt.order_by(Decision.time.desc(), Decision.id.desc())
+    if offset:
+        stmt = stmt.offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with db.read() as session:
+        return [decision_record(d) for d in session.scalars(stmt)]
+
+
+def count_decisions(
+    db: Database,
+    *,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    allowed: bool | None = None,
+    model: str | None = None,
+) -> int:
+    """How many decision-log entries match the filters (same meaning as :func:`decisions`)."""
+    stmt = _filter_decisions(
+        select(func.count(Decision.id)),
+        cluster=cluster,
+        namespace=namespace,
+        model=model,
+        allowed=allowed,
+    )
+    with db.read() as session:
+        return int(session.scalar(stmt) or 0)
+
+
+def decision_namespaces(db: Database) -> list[str]:
+    """Every namespace that appears in the decision log, sorted."""
+    with db.read() as session:
+        return sorted(session.scalars(select(Decision.namespace).distinct()))
 
 
 class InventoryCounts(TypedDict):
     models: int
     versions: int
-    live_deployments: int  # recorded deployments not deleted
+    live_deployments: int  # modelgate.compliance.is_live
 
 
-def inventory_counts(session: Session) -> InventoryCounts:
+def inventory_counts(db: Database) -> InventoryCounts:
     """How many models, model versions and live deployments the inventory holds."""
-    live = or_(Deployment.status.is_(None), Deployment.status != "deleted")
-    return InventoryCounts(
-        models=int(session.scalar(select(func.count(Model.id))) or 0),
-        versions=int(session.scalar(select(func.count(ModelVersion.id))) or 0),
-        live_deployments=int(session.scalar(select(func.count(Deployment.id)).where(live)) or 0),
-    )
-
-
-#: metadata every model version must carry (the policy's defaults)
-REQUIRED_FIELDS = (
-    "model-name",
-    "model-version",
-    "owner",
-    "training-date",
-    "training-data",
-    "compliance-status",
-)
-#: optional metadata a complete documentation record carries as well
-RECOMMENDED_FIELDS = ("model-card", "metrics", "training-run", "source")
-
-
-class VersionDocumentation(TypedDict):
-    model: str
-    version: str
-    owner: str
-    risk_tier: str
-    live_deployments: int
-    missing_required: list[str]  # includes model-card and certifications for the high tier
-    missing_recommended: list[str]
-
-
-def documentation_gaps(
-    session: Session, required_fields: Sequence[str] = REQUIRED_FIELDS
-) -> list[VersionDocumentation]:
-    """Every model version with at least one live deployment and the metadata fields it lacks
-    (required ones, and the recommended ``model-card``, ``metrics``, ``training-run``,
-    ``source``), sorted by model and version. A field whose value could not be parsed (e.g. a
-    training date that is not a date) counts as missing."""
-    stmt = (
-        select(ModelVersion)
-        .join(Model, ModelVersion.model_id == Model.id)
-        .options(
-            selectinload(ModelVersion.model),
-            selectinload(ModelVersion.datasets),
-            selectinload(ModelVersion.certifications),
-            selectinload(ModelVersion.deployments),
+    with db.read() as session:
+        return InventoryCounts(
+            models=int(session.scalar(select(func.count(Model.id))) or 0),
+            versions=int(session.scalar(select(func.count(ModelVersion.id))) or 0),
+            live_deployments=int(
+                session.scalar(select(func.count(Deployment.id)).where(live_clause())) or 0
+            ),
         )
-        .order_by(Model.name, ModelVersion.version)
-    )
-    out: list[VersionDocumentation] = []
-    for v in session.scalars(stmt):
-        live = sum(1 for d in v.deployments if _live(d))
-        if not live:
-            continue
-        present = {
-            "model-name": True,
-            "model-version": bool(v.version),
-            "owner": bool(v.owner),
-            "training-date": v.training_date is not None,
-            "training-data": bool(v.datasets),
-            "compliance-status": bool(v.compliance_status),
-            "model-card": bool(v.model_card),
-            "metrics": bool(v.metrics),
-            "training-run": v.training_run_id is not None,
-            "source": bool(v.source),
-            "certifications": bool(v.certifications),
-        }
-        required = list(required_fields)
-        if v.risk_tier == "high":
-            required += ["model-card", "certifications"]
-        missing_required = [f for f in required if not present[f]]
-        missing_recommended = [
-            f for f in RECOMMENDED_FIELDS if not present[f] and f not in missing_required
-        ]
-        out.append(
-            VersionDocumentation(
-                model=v.model.name,
-                version=v.version,
-                owner=v.owner,
-                risk_tier=v.risk_tier,
-                live_deployments=live,
-                missing_required=missing_required,
-                missing_recommended=missing_recommended,
+
+
+class DecisionSummary(TypedDict):
+    total: int
+    allowed: int
+    denied: int
+    denials_by_namespace: list[tuple[str, str, int]]  # cluster, namespace, count
+    denials_by_reason: list[tuple[str, int]]
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+def decision_summary(
+    db: Database, since: datetime | None = None, until: datetime | None = None
+) -> DecisionSummary:
+    """Admission decisions in a period: totals, denials by namespace and by reason."""
+    with db.read() as session:
+        conds = []
+        if since is not None:
+            conds.append(Decision.time >= since)
+        if until is not None:
+            conds.append(Decision.time <= until)
+        total = session.scalar(select(func.count(Decision.id)).where(*conds)) or 0
+        denied = (
+            session.scalar(
+                select(func.count(Decision.id)).where(*conds, Decision.allowed.is_(False))
             )
+            or 0
         )
-    return out
+        by_ns = session.execute(
+            select(Decision.cluster, Decision.namespace, func.count(Decision.id))
+            .where(*conds, Decision.allowed.is_(False))
+            .group_by(Decision.cluster, Decision.namespace)
+            .order_by(func.count(Decision.id).desc(), Decision.cluster, Decision.namespace)
+        ).all()
+        reasons: dict[str, int] = {}
+        for (violations,) in session.execute(
+            select(Decision.violations)
+            .where(*conds, Decision.allowed.is_(False))
+            .execution_options(yield_per=1000)
+        ):
+            for v in violations or []:
+                reasons[str(v)] = reasons.get(str(v), 0) + 1
+        first = session.scalar(select(func.min(Decision.time)).where(*conds))
+        last = session.scalar(select(func.max(Decision.time)).where(*conds))
+    return DecisionSummary(
+        total=int(total),
+        allowed=int(total) - int(denied),
+        denied=int(denied),
+        denials_by_namespace=[(str(c), str(n), int(k)) for c, n, k in by_ns],
+        denials_by_reason=sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:25],
+        period_start=first,
+        period_end=last,
+    )

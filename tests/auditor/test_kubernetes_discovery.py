@@ -19,11 +19,12 @@ from auditor.discovery import create_sources
 from auditor.discovery.kubernetes import KubernetesSource
 from auditor.reconcile import Reconciler
 from modelgate.cli import main
-from modelgate.inventory import audit
+from modelgate.inventory import audit, queries
 from modelgate.inventory.db import Database
+from modelgate.inventory.records import FindingRecord, jsonable
 from policies.engines import PolicyEngine
-from tests.auditor.helpers import admit, certs, deployment, in_days, metadata, namespace
 from tests.fixtures.cluster import Cluster, running_cluster
+from tests.fixtures.inventory import admit, certs, deployment, in_days, metadata, namespace
 from tests.fixtures.tools import free_port
 
 pytestmark = pytest.mark.e2e
@@ -247,7 +248,7 @@ def _kubeconfig(tmp_path: Path, *clusters: Cluster, dead: bool = True) -> Path:
     return path
 
 
-def _ours(findings: list[audit.FindingRecord]) -> set[tuple[str, str, str]]:
+def _ours(findings: list[FindingRecord]) -> set[tuple[str, str, str]]:
     return {
         (f["cluster"], f["name"], f["type"])
         for f in findings
@@ -256,9 +257,9 @@ def _ours(findings: list[audit.FindingRecord]) -> set[tuple[str, str, str]]:
 
 
 def test_two_clusters_reconciled_and_unreachable_one_reported(
-    populated: tuple[Cluster, Cluster], tmp_path: Path, db: Database, engine: PolicyEngine
+    populated: tuple[Cluster, Cluster], tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
-    _seed(db)
+    _seed(sqlite_db)
     kubeconfig = _kubeconfig(tmp_path, *populated)
     sources = create_sources(
         "kubernetes",
@@ -266,7 +267,7 @@ def test_two_clusters_reconciled_and_unreachable_one_reported(
     )
     assert [s.cluster for s in sources] == ["a", "b", "dead"]
 
-    result = Reconciler(db, engine).scan(sources)
+    result = Reconciler(sqlite_db, engine).scan(sources)
 
     states = {s.cluster: s.status for s in result.sources}
     assert states == {"a": "ok", "b": "ok", "dead": "unreachable"}
@@ -275,7 +276,7 @@ def test_two_clusters_reconciled_and_unreachable_one_reported(
     notes = " ".join(next(s for s in result.sources if s.cluster == "a").notes)
     assert "KServe not installed" in notes
 
-    found = _ours(audit.scan_findings_of(db, result.scan_id))
+    found = _ours(audit.scan_findings_of(sqlite_db, result.scan_id))
     assert ("a", "fraud", "drift") in found
     assert ("a", "ranker", "orphan") in found
     assert ("a", "notebook-model", "orphan") in found
@@ -287,15 +288,15 @@ def test_two_clusters_reconciled_and_unreachable_one_reported(
     assert ("a", "recsys", "orphan") not in found and ("a", "underwriter", "orphan") not in found
     underwriter = next(
         f
-        for f in audit.scan_findings_of(db, result.scan_id)
+        for f in audit.scan_findings_of(sqlite_db, result.scan_id)
         if f["name"] == "underwriter" and f["type"] == "violation"
     )
     assert "expired" in underwriter["message"] or "certification" in underwriter["message"]
 
     # pod facts (image digest) attached to the controller, runtime written to the inventory
-    deps = audit.admitted_deployments(db, "a")
+    deps = queries.deployments_by_key(sqlite_db, "a")
     assert deps[(NS_A2, "Deployment", "gone")]["status"] == "not-running"
-    models = {m["name"]: m for m in audit.report_models(db)}
+    models = {m["name"]: m for m in jsonable(queries.list_models(sqlite_db))}
     fraud = models["fraud-detector"]["versions"][0]["deployments"][0]
     assert fraud["status"] == "running" and fraud["replicas"] == 2
     assert fraud["resources"] is not None
@@ -303,7 +304,7 @@ def test_two_clusters_reconciled_and_unreachable_one_reported(
 
 
 def test_kserve_resources_listed_when_the_crd_exists(
-    populated: tuple[Cluster, Cluster], db: Database, engine: PolicyEngine
+    populated: tuple[Cluster, Cluster], sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     _, b = populated
     b.apply(
@@ -359,8 +360,8 @@ def test_kserve_resources_listed_when_the_crd_exists(
         time.sleep(1)
 
     source = KubernetesSource(cluster="b", context="b", kubeconfig=str(b.kubeconfig))
-    result = Reconciler(db, engine).scan([source])
-    found = _ours(audit.scan_findings_of(db, result.scan_id))
+    result = Reconciler(sqlite_db, engine).scan([source])
+    found = _ours(audit.scan_findings_of(sqlite_db, result.scan_id))
     assert ("b", "sklearn-iris", "orphan") in found
     assert ("b", "sklearn-iris", "missing-metadata") in found
     assert not any("KServe not installed" in n for n in result.sources[0].notes)
@@ -369,10 +370,10 @@ def test_kserve_resources_listed_when_the_crd_exists(
 def test_cli_scans_contexts_and_reports_the_dead_one(
     populated: tuple[Cluster, Cluster],
     tmp_path: Path,
-    db_url: str,
+    sqlite_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
     kubeconfig = _kubeconfig(tmp_path, *populated)
     result = CliRunner().invoke(
         main,
@@ -406,10 +407,10 @@ def test_cli_scans_contexts_and_reports_the_dead_one(
 
 
 def test_forbidden_kinds_are_noted_and_never_reported_retired(
-    populated: tuple[Cluster, Cluster], tmp_path: Path, db: Database, engine: PolicyEngine
+    populated: tuple[Cluster, Cluster], tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     a, _ = populated
-    _seed(db)
+    _seed(sqlite_db)
     # a user that may list pods and deployments only (not even namespaces)
     a.apply(
         [
@@ -448,28 +449,30 @@ def test_forbidden_kinds_are_noted_and_never_reported_retired(
 
     # a complete scan first: the StatefulSet "underwriter" has open findings
     admin = KubernetesSource(cluster="a", context="a", kubeconfig=str(a.kubeconfig))
-    first = Reconciler(db, engine).scan([admin])
-    assert ("a", "underwriter", "violation") in _ours(audit.scan_findings_of(db, first.scan_id))
+    first = Reconciler(sqlite_db, engine).scan([admin])
+    assert ("a", "underwriter", "violation") in _ours(
+        audit.scan_findings_of(sqlite_db, first.scan_id)
+    )
 
     source = KubernetesSource(cluster="a", context="a", kubeconfig=str(limited))
-    result = Reconciler(db, engine).scan([source])
+    result = Reconciler(sqlite_db, engine).scan([source])
 
     assert result.sources[0].status == "ok"
     assert {"StatefulSet", "ReplicaSet", "Job"} <= source.skipped_kinds
     assert "Deployment" not in source.skipped_kinds
     assert any("cannot list StatefulSet" in n for n in result.sources[0].notes)
     assert any("cannot list namespaces" in n for n in result.sources[0].notes)
-    found = _ours(audit.scan_findings_of(db, result.scan_id))
+    found = _ours(audit.scan_findings_of(sqlite_db, result.scan_id))
     assert ("a", "fraud", "drift") in found
     assert ("a", "gone", "retired") in found  # a Deployment: listable, so provably gone
     assert not any(name == "underwriter" for _, name, _ in found)  # StatefulSet: unknown
     # ... and its findings from the complete scan are not resolved by the partial one
-    underwriter = [f for f in audit.findings(db) if f["name"] == "underwriter"]
+    underwriter = [f for f in audit.findings(sqlite_db) if f["name"] == "underwriter"]
     assert underwriter and all(f["status"] == "open" for f in underwriter)
 
 
 def test_pod_metrics_become_usage_when_metrics_api_is_served(
-    populated: tuple[Cluster, Cluster], tmp_path: Path, db: Database, engine: PolicyEngine
+    populated: tuple[Cluster, Cluster], tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     """metrics.k8s.io served (here by a CRD of the same group and shape as metrics-server's
     PodMetrics): CPU/memory per pod are summed onto the controller and onto bare pods."""
@@ -525,17 +528,17 @@ def test_pod_metrics_become_usage_when_metrics_api_is_served(
         assert time.monotonic() < deadline, proc.stderr
         time.sleep(1)
 
-    _seed(db)
+    _seed(sqlite_db)
     source = KubernetesSource(cluster="a", context="a", kubeconfig=str(a.kubeconfig))
     seen = {d.workload["name"]: d for d in source.discover()}
     assert seen["notebook-model"].runtime["usage"] == {"cpu": "1", "memory": "1Gi"}
     assert seen["fraud"].runtime["usage"] == {"cpu": "250m", "memory": "512Mi"}
     assert not any("metrics.k8s.io not served" in n for n in source.notes)
 
-    Reconciler(db, engine).scan(
+    Reconciler(sqlite_db, engine).scan(
         [KubernetesSource(cluster="a", context="a", kubeconfig=str(a.kubeconfig))]
     )
-    fraud = audit.report_models(db)
+    fraud = jsonable(queries.list_models(sqlite_db))
     dep = next(m for m in fraud if m["name"] == "fraud-detector")["versions"][0]["deployments"][0]
     assert dep["resources"] is not None
     assert dep["resources"]["usage"] == {"cpu": "250m", "memory": "512Mi"}
@@ -544,7 +547,7 @@ def test_pod_metrics_become_usage_when_metrics_api_is_served(
 def test_in_cluster_mode_uses_the_service_account(
     populated: tuple[Cluster, Cluster],
     tmp_path: Path,
-    db_url: str,
+    sqlite_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What the chart's CronJob runs: ``modelgate audit --in-cluster`` with a service-account
@@ -583,7 +586,7 @@ def test_in_cluster_mode_uses_the_service_account(
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", a.server.rsplit(":", 1)[1])
     monkeypatch.setenv("MODELGATE_CLUSTER_NAME", "prod-eu")
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
 
     result = CliRunner().invoke(
         main,

@@ -13,10 +13,12 @@ import yaml
 
 from auditor.discovery import SourceConfigError, create_sources
 from auditor.reconcile import Reconciler
-from modelgate.inventory import audit
+from modelgate.inventory import audit, queries
 from modelgate.inventory.db import Database
+from modelgate.inventory.records import FindingRecord, jsonable
+from policies.config import PolicyConfig
 from policies.engines import EvaluationError, PolicyEngine, PolicyResult
-from tests.auditor.helpers import (
+from tests.fixtures.inventory import (
     admit,
     certs,
     deployment,
@@ -101,23 +103,23 @@ def _seed(db: Database) -> None:
     )
 
 
-def _by_key(findings: list[audit.FindingRecord]) -> dict[tuple[str, str], audit.FindingRecord]:
+def _by_key(findings: list[FindingRecord]) -> dict[tuple[str, str], FindingRecord]:
     return {(f["name"], f["type"]): f for f in findings}
 
 
 def test_snapshot_scan_finds_every_finding_type(
-    tmp_path: Path, any_db: Database, engine: PolicyEngine
+    tmp_path: Path, db: Database, engine: PolicyEngine
 ) -> None:
-    _seed(any_db)
+    _seed(db)
     snap = write_snapshot(tmp_path / "prod", _snapshot_objects(), per_file=3)
     sources = create_sources("manifests", {"paths": [snap]})
     assert [s.cluster for s in sources] == ["prod"]
 
-    result = Reconciler(any_db, engine).scan(sources)
+    result = Reconciler(db, engine).scan(sources)
 
     assert result.workloads == 5  # the Namespace is not a workload
     assert result.models == 4
-    found = _by_key(audit.scan_findings_of(any_db, result.scan_id))
+    found = _by_key(audit.scan_findings_of(db, result.scan_id))
     assert set(found) == {
         ("fraud", "drift"),
         ("churn", "orphan"),
@@ -138,26 +140,26 @@ def test_snapshot_scan_finds_every_finding_type(
     assert found[("legacy", "retired")]["severity"] == "low"
     assert "ISO-42001" in found[("scorer", "expiring-certification")]["message"]
     assert result.counts["orphan"] == 2
-    assert result.worst_severity_at_least("high")
+    assert result.worst_severity_at_least("high", PolicyConfig())
     assert result.bundle_digest and result.bundle_digest == engine.bundle_digest
 
-    scan = audit.get_scan(any_db, result.scan_id)
+    scan = audit.get_scan(db, result.scan_id)
     assert scan is not None and scan["status"] == "completed"
     assert scan["sources"][0]["status"] == "ok"
     assert scan["summary"]["findings"]["orphan"] == 2
 
 
 def test_runtime_metadata_updates_inventory_deployments(
-    tmp_path: Path, db: Database, engine: PolicyEngine
+    tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
-    _seed(db)
+    _seed(sqlite_db)
     snap = write_snapshot(tmp_path / "prod", _snapshot_objects())
-    Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
 
-    deployments = audit.admitted_deployments(db, "prod")
+    deployments = queries.deployments_by_key(sqlite_db, "prod")
     assert deployments[("ml", "Deployment", "fraud")]["status"] == "running"
     assert deployments[("ml", "Deployment", "legacy")]["status"] == "not-running"
-    models = {m["name"]: m for m in audit.report_models(db)}
+    models = {m["name"]: m for m in jsonable(queries.list_models(sqlite_db))}
     dep = models["fraud-detector"]["versions"][0]["deployments"][0]
     assert dep["replicas"] == 2
     assert dep["resources"] is not None
@@ -167,12 +169,12 @@ def test_runtime_metadata_updates_inventory_deployments(
 
 
 def test_findings_persist_and_resolve_across_scans(
-    tmp_path: Path, any_db: Database, engine: PolicyEngine
+    tmp_path: Path, db: Database, engine: PolicyEngine
 ) -> None:
-    _seed(any_db)
+    _seed(db)
     clock = [datetime.now(UTC).replace(microsecond=654321)]  # stored to the microsecond
     snap = write_snapshot(tmp_path / "prod", _snapshot_objects())
-    reconciler = Reconciler(any_db, engine, now=lambda: clock[0])
+    reconciler = Reconciler(db, engine, now=lambda: clock[0])
     first = reconciler.scan(create_sources("manifests", {"paths": [snap]}))
 
     # the orphan "churn" is removed; "fraud" is fixed back to its admitted image and version
@@ -191,7 +193,7 @@ def test_findings_persist_and_resolve_across_scans(
     second = reconciler.scan(create_sources("manifests", {"paths": [snap]}))
 
     assert second.resolved == 2
-    everything = _by_key(audit.findings(any_db))
+    everything = _by_key(audit.findings(db))
     assert everything[("churn", "orphan")]["status"] == "resolved"
     assert everything[("churn", "orphan")]["resolved_at"] == clock[0]
     assert everything[("fraud", "drift")]["status"] == "resolved"
@@ -199,32 +201,32 @@ def test_findings_persist_and_resolve_across_scans(
     assert shadow["status"] == "open"
     assert shadow["first_seen"] == first.started_at
     assert shadow["last_seen"] == second.started_at
-    assert {f["name"] for f in audit.scan_findings_of(any_db, second.scan_id)} == {
+    assert {f["name"] for f in audit.scan_findings_of(db, second.scan_id)} == {
         "shadow",
         "scorer",
         "legacy",
     }
     # the earlier scan still lists what it saw
-    assert ("churn", "orphan") in _by_key(audit.scan_findings_of(any_db, first.scan_id))
+    assert ("churn", "orphan") in _by_key(audit.scan_findings_of(db, first.scan_id))
     # and the second scan knows which findings it resolved (the export's "resolved")
-    assert set(_by_key(audit.findings_resolved_by(any_db, second.scan_id))) == {
+    assert set(_by_key(audit.findings_resolved_by(db, second.scan_id))) == {
         ("churn", "orphan"),
         ("fraud", "drift"),
     }
-    assert audit.findings_resolved_by(any_db, first.scan_id) == []
+    assert audit.findings_resolved_by(db, first.scan_id) == []
 
     # the orphan comes back: the same finding reopens, first_seen kept
     write_snapshot(snap / "again", [_snapshot_objects()[2]])
     clock[0] = clock[0] + timedelta(hours=6)
     reconciler.scan(create_sources("manifests", {"paths": [snap]}))
-    churn = _by_key(audit.findings(any_db))[("churn", "orphan")]
+    churn = _by_key(audit.findings(db))[("churn", "orphan")]
     assert churn["status"] == "open" and churn["resolved_at"] is None
     assert churn["first_seen"] == first.started_at
-    assert set(_by_key(audit.findings_resolved_by(any_db, second.scan_id))) == {("fraud", "drift")}
+    assert set(_by_key(audit.findings_resolved_by(db, second.scan_id))) == {("fraud", "drift")}
 
 
 def test_unreadable_file_is_a_note_not_a_failure(
-    tmp_path: Path, db: Database, engine: PolicyEngine
+    tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     snap = write_snapshot(tmp_path / "edge", [deployment("churn", annotations=metadata())])
     (snap / "broken.yaml").write_text("kind: Deployment\nmetadata: [unclosed\n", encoding="utf-8")
@@ -232,10 +234,10 @@ def test_unreadable_file_is_a_note_not_a_failure(
         '{"kind": "List", "items": [' + __import__("json").dumps(deployment("x2")) + "]}",
         encoding="utf-8",
     )
-    result = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    result = Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
     assert result.sources[0].status == "ok"
     assert any("broken.yaml" in n for n in result.sources[0].notes)
-    names = {f["name"] for f in audit.scan_findings_of(db, result.scan_id)}
+    names = {f["name"] for f in audit.scan_findings_of(sqlite_db, result.scan_id)}
     assert names == {"churn", "x2"}
 
 
@@ -274,74 +276,74 @@ class _FailingFor:
 
 
 def test_evaluation_failure_is_a_note_and_the_scan_goes_on(
-    tmp_path: Path, db: Database, engine: PolicyEngine
+    tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     snap = write_snapshot(
         tmp_path / "c1", [deployment("first", annotations=metadata()), deployment("second")]
     )
-    result = Reconciler(db, _FailingFor(engine, "first")).scan(
+    result = Reconciler(sqlite_db, _FailingFor(engine, "first")).scan(
         create_sources("manifests", {"paths": [snap]})
     )
     assert result.sources[0].status == "ok"
     assert any(
         "policy evaluation failed for Deployment ml/first" in n for n in result.sources[0].notes
     )
-    assert {f["name"] for f in audit.scan_findings_of(db, result.scan_id)} == {"second"}
+    assert {f["name"] for f in audit.scan_findings_of(sqlite_db, result.scan_id)} == {"second"}
 
 
 def test_a_workload_that_cannot_be_evaluated_keeps_its_open_findings(
-    tmp_path: Path, db: Database, engine: PolicyEngine
+    tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     """An evaluation failure proves nothing: the workload's findings of earlier scans are
     neither resolved nor counted as seen again."""
     snap = write_snapshot(
         tmp_path / "c1", [deployment("first", annotations=metadata()), deployment("second")]
     )
-    first = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
-    assert ("first", "orphan") in _by_key(audit.scan_findings_of(db, first.scan_id))
+    first = Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    assert ("first", "orphan") in _by_key(audit.scan_findings_of(sqlite_db, first.scan_id))
 
-    second = Reconciler(db, _FailingFor(engine, "first")).scan(
+    second = Reconciler(sqlite_db, _FailingFor(engine, "first")).scan(
         create_sources("manifests", {"paths": [snap]})
     )
     assert second.resolved == 0
-    orphan = _by_key(audit.findings(db))[("first", "orphan")]
+    orphan = _by_key(audit.findings(sqlite_db))[("first", "orphan")]
     assert orphan["status"] == "open"
     assert orphan["last_seen"] == first.started_at
-    assert {f["name"] for f in audit.scan_findings_of(db, second.scan_id)} == {"second"}
+    assert {f["name"] for f in audit.scan_findings_of(sqlite_db, second.scan_id)} == {"second"}
 
     # a later scan that can evaluate it again and finds it fixed resolves it as usual
     for path in snap.glob("*.yaml"):
         path.unlink()
     write_snapshot(snap, [deployment("second")])
-    third = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    third = Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
     assert third.resolved == 1
-    assert _by_key(audit.findings(db))[("first", "orphan")]["status"] == "resolved"
+    assert _by_key(audit.findings(sqlite_db))[("first", "orphan")]["status"] == "resolved"
 
 
 def test_an_incomplete_snapshot_retires_and_resolves_nothing(
-    tmp_path: Path, db: Database, engine: PolicyEngine
+    tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     """A file that cannot be read may hold admitted workloads: the scan reports what it could
     read but proves nothing about the rest; an empty export directory is unreachable."""
     kept = deployment("kept", annotations=metadata(model_name="kept"))
     lost = deployment("lost", annotations=metadata(model_name="lost"))
-    admit(db, "edge", kept)
-    admit(db, "edge", lost)
+    admit(sqlite_db, "edge", kept)
+    admit(sqlite_db, "edge", lost)
     snap = write_snapshot(tmp_path / "edge", [kept, deployment("rogue")])
     (snap / "zz-broken.yaml").write_text(
         "kind: [unclosed\n---\n" + yaml.safe_dump(lost), encoding="utf-8"
     )
-    result = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    result = Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
     assert result.sources[0].status == "ok"
     assert any("the snapshot is incomplete" in n for n in result.sources[0].notes)
-    found = _by_key(audit.scan_findings_of(db, result.scan_id))
+    found = _by_key(audit.scan_findings_of(sqlite_db, result.scan_id))
     assert ("rogue", "orphan") in found
     assert not any(kind == "retired" for _, kind in found)
 
     for path in snap.iterdir():
         path.unlink()
-    empty = Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    empty = Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
     assert empty.sources[0].status == "unreachable"
     assert "no manifest files (*.yaml, *.yml, *.json) below" in (empty.sources[0].error or "")
     assert empty.resolved == 0
-    assert _by_key(audit.findings(db))[("rogue", "orphan")]["status"] == "open"
+    assert _by_key(audit.findings(sqlite_db))[("rogue", "orphan")]["status"] == "open"

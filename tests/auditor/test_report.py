@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from auditor.report.render import PackageOnlyFetcher, RefusedURL
 from modelgate.cli import main
 from modelgate.inventory.db import Database
-from tests.auditor.helpers import (
+from tests.fixtures.inventory import (
     admit,
     certs,
     deny,
@@ -48,11 +48,13 @@ FINDING_KEYS = {
 
 
 @pytest.fixture
-def scenario(tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+def scenario(
+    tmp_path: Path, sqlite_db: Database, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
     monkeypatch.delenv("MODELGATE_POLICY_DIR", raising=False)
     admit(
-        db,
+        sqlite_db,
         "prod",
         deployment(
             "credit",
@@ -67,7 +69,7 @@ def scenario(tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.Monk
         ),
     )
     admit(
-        db,
+        sqlite_db,
         "prod",
         deployment(
             "legacy",
@@ -80,7 +82,12 @@ def scenario(tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.Monk
             ),
         ),
     )
-    deny(db, "prod", deployment("rogue"), ['missing required annotation "modelgate.dev/owner"'])
+    deny(
+        sqlite_db,
+        "prod",
+        deployment("rogue"),
+        ['missing required annotation "modelgate.dev/owner"'],
+    )
     return write_snapshot(
         tmp_path / "snapshots" / "prod",
         [
@@ -233,9 +240,9 @@ def test_report_renders_an_earlier_scan(scenario: Path, tmp_path: Path) -> None:
 
 
 def test_bad_invocations_are_clear_errors(
-    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
     nothing = _run("audit")
     assert nothing.exit_code == 2 and "nothing to scan" in nothing.output
     bad_dir = _run("audit", "--manifests", str(tmp_path / "missing"))
@@ -271,7 +278,7 @@ def test_renderer_refuses_network_and_foreign_files(tmp_path: Path) -> None:
 
 
 def test_interval_loop_rescans_until_interrupted(
-    scenario: Path, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+    scenario: Path, tmp_path: Path, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
 
@@ -320,11 +327,11 @@ def test_verapdf_wrapper_rejects_a_plain_pdf(tmp_path: Path) -> None:
 
 
 def test_report_shows_an_unreachable_cluster_and_expiring_certifications(
-    tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_db: Database, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unreachable cluster is named in the scan output, the export, sources.csv and the
     PDF (cover scope and the sources table); the rest of the scan is reported as usual."""
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
     scorer = deployment(
         "scorer",
         annotations=metadata(
@@ -334,7 +341,7 @@ def test_report_shows_an_unreachable_cluster_and_expiring_certifications(
             certifications=certs(("ISO-42001", in_days(10))),
         ),
     )
-    admit(db, "prod", scorer)
+    admit(sqlite_db, "prod", scorer)
     snap = write_snapshot(tmp_path / "snapshots" / "prod", [namespace("ml"), scorer])
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
@@ -397,7 +404,10 @@ def test_report_shows_an_unreachable_cluster_and_expiring_certifications(
 
 
 def test_help_lists_finding_types_severities_and_exit_codes() -> None:
-    from auditor.reconcile import FINDING_TYPES, SEVERITIES
+    from modelgate.compliance import FINDING_TYPES
+    from policies.config import PolicyConfig
+
+    SEVERITIES = PolicyConfig().severities
 
     audit_help = " ".join(_run("audit", "--help").output.split())
     for word in (*FINDING_TYPES, *SEVERITIES, "--interval", "--fail-on", "--page-size"):
@@ -450,7 +460,7 @@ def test_findings_resolved_by_a_scan_are_exported_and_reported(
 
 
 def test_interval_loop_reloads_edited_policies_and_survives_a_failed_scan(
-    tmp_path: Path, db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_db: Database, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Between scans the loop picks up an edited bundle (digest and policy data), and a scan
     that fails after the first (database trouble) is reported while the loop goes on."""
@@ -462,12 +472,12 @@ def test_interval_loop_reloads_edited_policies_and_survives_a_failed_scan(
 
     bundle = tmp_path / "policies"
     shutil.copytree(Settings.from_env({}).policy_dir, bundle)
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("MODELGATE_POLICY_DIR", str(bundle))
     scorer = deployment(
         "scorer", annotations=metadata(certifications=certs(("ISO-42001", in_days(60))))
     )
-    admit(db, "prod", scorer)
+    admit(sqlite_db, "prod", scorer)
     snap = write_snapshot(tmp_path / "snapshots" / "prod", [namespace("ml"), scorer])
 
     data_file = bundle / "modelgate" / "config" / "data.yaml"

@@ -65,7 +65,7 @@ def _endpoint(
 
 
 def test_endpoints_become_workloads_with_tag_metadata(
-    moto_server: str, db: Database, engine: PolicyEngine
+    moto_server: str, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     sm = boto3.client("sagemaker", region_name=REGION, endpoint_url=moto_server)
     complete = {
@@ -115,9 +115,9 @@ def test_endpoints_become_workloads_with_tag_metadata(
         "(not running, not audited)"
     ]
 
-    result = Reconciler(db, engine).scan(sources)
+    result = Reconciler(sqlite_db, engine).scan(sources)
     assert result.sources[0].status == "ok"
-    findings = {(f["name"], f["type"]) for f in audit.scan_findings_of(db, result.scan_id)}
+    findings = {(f["name"], f["type"]) for f in audit.scan_findings_of(sqlite_db, result.scan_id)}
     assert ("churn-prod", "orphan") in findings
     assert ("churn-prod", "violation") not in findings
     assert ("fraud-shadow", "orphan") in findings
@@ -126,11 +126,11 @@ def test_endpoints_become_workloads_with_tag_metadata(
 
 
 def test_unreachable_sagemaker_is_reported(
-    monkeypatch: pytest.MonkeyPatch, db: Database, engine: PolicyEngine
+    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     source = SageMakerSource(region=REGION, endpoint_url=f"http://127.0.0.1:{free_port()}")
-    result = Reconciler(db, engine).scan([source])
+    result = Reconciler(sqlite_db, engine).scan([source])
     assert result.sources[0].status == "unreachable"
     assert "SageMaker in eu-west-1 is unreachable" in (result.sources[0].error or "")

@@ -27,7 +27,7 @@ from modelgate.inventory import audit
 from modelgate.inventory.db import Database
 from modelgate.workload import extract_workload
 from policies.engines import PolicyEngine
-from tests.auditor.helpers import admit, deployment, metadata, write_snapshot
+from tests.fixtures.inventory import admit, deployment, metadata, write_snapshot
 
 
 class StaticSource:
@@ -74,9 +74,9 @@ register_source("static", _factory, replace=True)
 
 
 def test_registered_kind_is_usable_from_the_cli(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
     result = CliRunner().invoke(
         main,
         ["audit", "--source", "static:cluster=lab", "--export", str(tmp_path / "e.json")],
@@ -89,19 +89,19 @@ def test_registered_kind_is_usable_from_the_cli(
 
 
 def test_source_failing_midway_is_unreachable_and_retires_nothing(
-    db: Database, engine: PolicyEngine
+    sqlite_db: Database, engine: PolicyEngine
 ) -> None:
-    admit(db, "lab", OBJECTS[1])  # admitted, but the source dies before reaching it
+    admit(sqlite_db, "lab", OBJECTS[1])  # admitted, but the source dies before reaching it
     sources = create_sources("static", {"cluster": "lab", "fail_after": "1"})
-    result = Reconciler(db, engine).scan(sources)
+    result = Reconciler(sqlite_db, engine).scan(sources)
     assert result.sources[0].status == "unreachable"
     assert "connection reset after 1 objects" in (result.sources[0].error or "")
-    found = {(f["name"], f["type"]) for f in audit.scan_findings_of(db, result.scan_id)}
+    found = {(f["name"], f["type"]) for f in audit.scan_findings_of(sqlite_db, result.scan_id)}
     assert found == {("lab-model", "orphan")}
 
     # a complete scan later retires nothing either (it is running) and resolves nothing wrongly
-    second = Reconciler(db, engine).scan(create_sources("static", {"cluster": "lab"}))
-    assert {(f["name"], f["type"]) for f in audit.scan_findings_of(db, second.scan_id)} == {
+    second = Reconciler(sqlite_db, engine).scan(create_sources("static", {"cluster": "lab"}))
+    assert {(f["name"], f["type"]) for f in audit.scan_findings_of(sqlite_db, second.scan_id)} == {
         ("lab-model", "orphan")
     }
 
@@ -119,18 +119,19 @@ def test_source_spec_parsing() -> None:
 
 
 def test_a_crashing_source_fails_alone_and_duplicates_are_ignored(
-    db: Database, engine: PolicyEngine
+    sqlite_db: Database, engine: PolicyEngine
 ) -> None:
     crashing = StaticSource("lab", [OBJECTS[0], {"kind": "Crash"}], None)
     duplicated = StaticSource("lab2", [OBJECTS[0], OBJECTS[1], OBJECTS[0]], None)
-    result = Reconciler(db, engine).scan([crashing, duplicated])
+    result = Reconciler(sqlite_db, engine).scan([crashing, duplicated])
 
     assert [(s.cluster, s.status) for s in result.sources] == [("lab", "failed"), ("lab2", "ok")]
     assert result.sources[0].error == "RuntimeError: plugin bug"
     assert any("duplicate Deployment lab/lab-model" in n for n in result.sources[1].notes)
     assert result.sources[1].workloads == 2
     found = sorted(
-        (f["cluster"], f["name"], f["type"]) for f in audit.scan_findings_of(db, result.scan_id)
+        (f["cluster"], f["name"], f["type"])
+        for f in audit.scan_findings_of(sqlite_db, result.scan_id)
     )
     assert found == [
         ("lab", "lab-model", "orphan"),
@@ -140,11 +141,15 @@ def test_a_crashing_source_fails_alone_and_duplicates_are_ignored(
 
 
 def test_two_sources_for_one_cluster_are_refused(
-    tmp_path: Path, db: Database, db_url: str, engine: PolicyEngine, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    sqlite_db: Database,
+    sqlite_url: str,
+    engine: PolicyEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two partial views of one cluster would report each other's workloads as retired."""
-    admit(db, "lab", OBJECTS[0])
-    monkeypatch.setenv("MODELGATE_DATABASE_URL", db_url)
+    admit(sqlite_db, "lab", OBJECTS[0])
+    monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)
     snap = write_snapshot(tmp_path / "snapshots" / "lab", [OBJECTS[0]])
     result = CliRunner().invoke(
         main, ["audit", "--manifests", str(snap), "--source", "static:cluster=lab"]
@@ -154,7 +159,7 @@ def test_two_sources_for_one_cluster_are_refused(
         result.output
     )
     with pytest.raises(SourceConfigError, match="same cluster"):
-        Reconciler(db, engine).scan(
+        Reconciler(sqlite_db, engine).scan(
             [StaticSource("lab", OBJECTS[:1], None), StaticSource("lab", OBJECTS[1:], None)]
         )
-    assert audit.latest_scan(db) is None  # nothing recorded, nothing retired
+    assert audit.latest_scan(sqlite_db) is None  # nothing recorded, nothing retired

@@ -25,7 +25,7 @@ from modelgate.inventory import audit
 from modelgate.inventory.db import Database
 from modelgate.inventory.migrate import upgrade
 from modelgate.inventory.recorder import Recorder
-from tests.auditor.helpers import admit_event, deployment, metadata, write_snapshot
+from tests.fixtures.inventory import admit_event, deployment, metadata, write_snapshot
 
 pytestmark = pytest.mark.benchmark
 

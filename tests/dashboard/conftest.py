@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,10 @@ from flask.testing import FlaskClient
 from auditor.discovery import create_sources
 from auditor.reconcile import Reconciler
 from dashboard.app import create_app
-from modelgate.engine import engine_for
-from modelgate.inventory import migrate
 from modelgate.inventory.db import Database
 from modelgate.settings import Settings
 from policies.engines import PolicyEngine
-from tests.auditor.helpers import (
+from tests.fixtures.inventory import (
     admit,
     certs,
     deny,
@@ -31,14 +28,6 @@ from tests.auditor.helpers import (
 )
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[PolicyEngine]:
-    eng = engine_for(Settings.from_env({}))
-    assert eng.ready(), "the shipped policy bundle must load"
-    yield eng
-    eng.close()
 
 
 def seed_inventory(db: Database) -> None:
@@ -149,20 +138,6 @@ def run_scan(
     Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'inventory.db'}"
-    migrate.upgrade(url)
-    return url
-
-
-@pytest.fixture
-def db(sqlite_url: str) -> Iterator[Database]:
-    database = Database(sqlite_url)
-    yield database
-    database.dispose()
-
-
 def make_client(url: str) -> tuple[Flask, FlaskClient]:
     app = create_app(Settings.from_env({}, database_url=url))
     app.testing = True
@@ -175,15 +150,15 @@ def empty_client(sqlite_url: str) -> FlaskClient:
 
 
 @pytest.fixture
-def seeded_client(db: Database, sqlite_url: str) -> FlaskClient:
-    seed_inventory(db)
+def seeded_client(sqlite_db: Database, sqlite_url: str) -> FlaskClient:
+    seed_inventory(sqlite_db)
     return make_client(sqlite_url)[1]
 
 
 @pytest.fixture
 def scanned_client(
-    db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path
+    sqlite_db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path
 ) -> FlaskClient:
-    seed_inventory(db)
-    run_scan(db, engine, tmp_path)
+    seed_inventory(sqlite_db)
+    run_scan(sqlite_db, engine, tmp_path)
     return make_client(sqlite_url)[1]

@@ -29,9 +29,9 @@ def _free_port() -> int:
 
 
 def test_dashboard_command_serves_pages_and_healthz(
-    db: Database, sqlite_url: str, tmp_path: Path
+    sqlite_db: Database, sqlite_url: str, tmp_path: Path
 ) -> None:
-    seed_inventory(db)
+    seed_inventory(sqlite_db)
     port = _free_port()
     env = {
         **os.environ,

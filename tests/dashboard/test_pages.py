@@ -15,8 +15,8 @@ from modelgate.inventory.db import Database
 from modelgate.settings import Settings
 from policies import BUNDLE_DIR
 from policies.engines import PolicyEngine
-from tests.auditor.helpers import deny, deployment, metadata
 from tests.dashboard.conftest import make_client, run_scan, seed_inventory
+from tests.fixtures.inventory import deny, deployment, metadata
 
 
 def _text(client: FlaskClient, path: str, status: int = 200) -> str:
@@ -39,7 +39,9 @@ def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
     scanned_client: FlaskClient,
 ) -> None:
     data = scanned_client.get("/api/overview").get_json()
-    assert data["counts"] == {"models": 3, "versions": 3, "live_deployments": 3}
+    # the scan did not find churn running: live means running per the latest scan (or
+    # admitted since), so 2 of the 3 recorded deployments are live
+    assert data["counts"] == {"models": 3, "versions": 3, "live_deployments": 2}
     assert _bars(data["by_tier"]) == {"high": 1, "limited": 1, "minimal": 1}
     assert _bars(data["by_status"]) == {
         "approved": 2,
@@ -48,12 +50,9 @@ def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
         "exempt": 0,
     }
     docs = data["documentation"]
-    assert (docs["live_versions"], docs["complete"], docs["percent"]) == (3, 1, 33)
+    assert (docs["live_versions"], docs["complete"], docs["percent"]) == (2, 1, 50)
     gaps = {(g["model"], tuple(g["missing_recommended"])) for g in docs["gaps"]}
-    assert gaps == {
-        ("churn-predictor", ("model-card", "metrics", "training-run", "source")),
-        ("credit-scorer", ("source",)),
-    }
+    assert gaps == {("credit-scorer", ("source",))}
     assert (data["certifications"]["expired"], data["certifications"]["expiring"]) == (1, 1)
     assert _bars(data["open_findings_latest_scan"]) == {
         "orphan": 1,
@@ -78,8 +77,8 @@ def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
     html = _text(scanned_client, "/")
     assert _card(html, "count-models") == "3"
     assert _card(html, "count-versions") == "3"
-    assert _card(html, "count-deployments") == "3"
-    assert _card(html, "doc-percent") == "33%"
+    assert _card(html, "count-deployments") == "2"
+    assert _card(html, "doc-percent") == "50%"
     assert _card(html, "certs-expired") == "1"
     assert _card(html, "certs-expiring") == "1"
     assert _card(html, "readiness-status") == "not ready"
@@ -167,11 +166,13 @@ def test_model_detail_shows_versions_lineage_certifications_and_decisions(
     }
 
 
-def test_untrusted_links_and_markup_are_not_rendered_as_html(db: Database, sqlite_url: str) -> None:
-    from tests.auditor.helpers import admit
+def test_untrusted_links_and_markup_are_not_rendered_as_html(
+    sqlite_db: Database, sqlite_url: str
+) -> None:
+    from tests.fixtures.inventory import admit
 
     admit(
-        db,
+        sqlite_db,
         "prod",
         deployment(
             "evil",
@@ -190,7 +191,7 @@ def test_untrusted_links_and_markup_are_not_rendered_as_html(db: Database, sqlit
 
 
 def test_decisions_filter_by_outcome_and_namespace_and_paginate(
-    db: Database, seeded_client: FlaskClient
+    sqlite_db: Database, seeded_client: FlaskClient
 ) -> None:
     data = seeded_client.get("/api/decisions").get_json()
     assert data["total"] == 4 and data["pages"] == 1
@@ -209,7 +210,7 @@ def test_decisions_filter_by_outcome_and_namespace_and_paginate(
     assert 'href="/decisions?model=credit-scorer"' in _text(seeded_client, "/models/credit-scorer")
 
     for i in range(55):
-        deny(db, "prod", deployment(f"batch-{i:02d}", namespace="batch"), ["bad"])
+        deny(sqlite_db, "prod", deployment(f"batch-{i:02d}", namespace="batch"), ["bad"])
     page1 = seeded_client.get("/api/decisions?decision=denied").get_json()
     assert (page1["total"], page1["pages"], len(page1["decisions"])) == (56, 2, 50)
     page2 = seeded_client.get("/api/decisions?decision=denied&page=2").get_json()
@@ -240,9 +241,13 @@ def test_bad_query_parameters_are_a_clear_400(seeded_client: FlaskClient) -> Non
 
 
 def test_findings_page_filters_open_resolved_and_type(
-    db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path, seeded_client: FlaskClient
+    sqlite_db: Database,
+    sqlite_url: str,
+    engine: PolicyEngine,
+    tmp_path: Path,
+    seeded_client: FlaskClient,
 ) -> None:
-    run_scan(db, engine, tmp_path)
+    run_scan(sqlite_db, engine, tmp_path)
     open_ = seeded_client.get("/api/findings").get_json()
     assert sorted((f["type"], f["name"]) for f in open_["findings"]) == [
         ("expiring-certification", "scorer"),
@@ -257,7 +262,7 @@ def test_findings_page_filters_open_resolved_and_type(
     assert "No finding matches these filters" in _text(seeded_client, "/findings?status=resolved")
     assert "past the end" in _text(seeded_client, "/findings?page=2")
 
-    run_scan(db, engine, tmp_path, with_rogue=False)  # the orphan is gone
+    run_scan(sqlite_db, engine, tmp_path, with_rogue=False)  # the orphan is gone
     resolved = seeded_client.get("/api/findings?status=resolved").get_json()["findings"]
     assert [(f["type"], f["name"]) for f in resolved] == [("orphan", "rogue")]
     assert resolved[0]["resolved_at"]
@@ -284,14 +289,14 @@ def test_pages_forbid_scripts_framing_and_caching(seeded_client: FlaskClient) ->
     assert "<script" not in response.get_data(as_text=True)
 
 
-def test_findings_are_paginated(db: Database, seeded_client: FlaskClient) -> None:
+def test_findings_are_paginated(sqlite_db: Database, seeded_client: FlaskClient) -> None:
     from datetime import UTC, datetime
 
     from modelgate.inventory import audit
 
-    scan = audit.start_scan(db)
+    scan = audit.start_scan(sqlite_db)
     audit.record_findings(
-        db,
+        sqlite_db,
         scan,
         [
             audit.FindingInput(
@@ -323,9 +328,9 @@ def test_findings_are_paginated(db: Database, seeded_client: FlaskClient) -> Non
 
 
 def test_the_certification_window_follows_the_policy_bundle(
-    db: Database, sqlite_url: str, tmp_path: Path
+    sqlite_db: Database, sqlite_url: str, tmp_path: Path
 ) -> None:
-    seed_inventory(db)
+    seed_inventory(sqlite_db)
     root = tmp_path / "policies"
     shutil.copytree(BUNDLE_DIR / "modelgate", root / "modelgate")
     data_file = root / "modelgate" / "config" / "data.yaml"

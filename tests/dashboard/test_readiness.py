@@ -12,7 +12,7 @@ from dashboard.app import create_app
 from modelgate.inventory.db import Database
 from modelgate.settings import Settings
 from policies.engines import PolicyEngine
-from tests.auditor.helpers import admit, deployment, metadata, write_snapshot
+from tests.fixtures.inventory import admit, deployment, metadata, write_snapshot
 
 
 def _checks(url: str, now: datetime | None = None) -> tuple[str, dict[str, dict[str, str]]]:
@@ -32,11 +32,11 @@ def _documented() -> dict[str, object]:
 
 
 def test_clean_recent_scan_is_ready_and_turns_stale_after_seven_days(
-    db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path
+    sqlite_db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path
 ) -> None:
-    admit(db, "prod", _documented())
+    admit(sqlite_db, "prod", _documented())
     snap = write_snapshot(tmp_path / "snap" / "prod", [_documented()])
-    Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
 
     status, checks = _checks(sqlite_url)
     assert status == "ready", checks
@@ -50,11 +50,11 @@ def test_clean_recent_scan_is_ready_and_turns_stale_after_seven_days(
 
 
 def test_unreachable_source_and_missing_required_metadata_are_named(
-    db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path
+    sqlite_db: Database, sqlite_url: str, engine: PolicyEngine, tmp_path: Path
 ) -> None:
-    admit(db, "prod", _documented())
+    admit(sqlite_db, "prod", _documented())
     admit(
-        db,
+        sqlite_db,
         "prod",
         deployment("ranker", annotations=metadata(model_name="ranker", training_date="soon")),
     )
@@ -64,7 +64,7 @@ def test_unreachable_source_and_missing_required_metadata_are_named(
     )
     empty = tmp_path / "snap" / "staging"
     empty.mkdir()
-    Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap, empty]}))
+    Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap, empty]}))
 
     status, checks = _checks(sqlite_url)
     assert status == "not ready"

@@ -12,8 +12,8 @@ from modelgate.cli import main
 from modelgate.inventory import migrate
 from modelgate.inventory.recorder import Recorder
 from modelgate.settings import Settings
+from tests.fixtures.inventory import EventFactory
 from tests.fixtures.tools import free_port
-from tests.inventory.conftest import EventFactory
 
 
 def _run(url: str, *args: str) -> tuple[int, str, str]:

@@ -25,10 +25,11 @@ from modelgate.inventory.models import (
     TrainingRun,
 )
 from modelgate.inventory.recorder import Recorder
+from modelgate.inventory.records import jsonable
 from modelgate.settings import Settings
+from tests.fixtures.inventory import EventFactory, model_manifest, show, summaries
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.tools import free_port
-from tests.inventory.conftest import EventFactory, model_manifest
 
 
 def _recorder(url: str, **kwargs: Any) -> Recorder:
@@ -57,8 +58,7 @@ def test_admitted_model_is_recorded_with_metadata_lineage_and_deployment(
         _submit_all(rec, [make_event(cluster="prod-eu")])
     finally:
         rec.close()
-    with db.read() as s:
-        detail = queries.show_model(s, "fraud-detector")
+    detail = show(db, "fraud-detector")
     assert detail is not None
     (v,) = detail["versions"]
     assert v["version"] == "1.2.0"
@@ -70,7 +70,13 @@ def test_admitted_model_is_recorded_with_metadata_lineage_and_deployment(
     assert v["metrics"] == {"auc": 0.94, "f1": 0.81}
     assert v["source"] == "https://git.example.com/risk/fraud@4f2a9c1"
     assert v["certifications"] == [
-        {"name": "iso-42001", "expires": "2027-03-01", "expires_raw": "2027-03-01"}
+        {
+            "model": "fraud-detector",
+            "version": "1.2.0",
+            "name": "iso-42001",
+            "expires": "2027-03-01",
+            "expires_raw": "2027-03-01",
+        }
     ]
     assert v["datasets"] == ["s3://data/chargebacks", "s3://data/transactions-2025q3"]
     run = v["training_run"]
@@ -130,9 +136,10 @@ def test_readmitting_the_same_version_updates_instead_of_duplicating(
 def test_replaying_the_same_submission_twice_writes_it_once(
     db_url: str, db: Database, make_event: EventFactory
 ) -> None:
-    from modelgate.inventory.recorder import _Item, apply_event
+    from modelgate.events import SubmittedEvent
+    from modelgate.inventory.writes import apply_event
 
-    item = _Item("fixed-id", make_event())
+    item = SubmittedEvent("fixed-id", make_event())
     for _ in range(2):
         with db.session() as s:
             apply_event(s, item)
@@ -148,12 +155,23 @@ def test_certifications_are_replaced_on_readmission(
         _submit_all(rec, [make_event(), make_event(certifications=certs)])
     finally:
         rec.close()
-    with db.read() as s:
-        detail = queries.show_model(s, "fraud-detector")
+    detail = show(db, "fraud-detector")
     assert detail is not None
     assert detail["versions"][0]["certifications"] == [
-        {"name": "eu-ai-act", "expires": None, "expires_raw": None},
-        {"name": "soc2", "expires": "2027-01-01", "expires_raw": "2027-01-01"},
+        {
+            "model": "fraud-detector",
+            "version": "1.2.0",
+            "name": "eu-ai-act",
+            "expires": None,
+            "expires_raw": None,
+        },
+        {
+            "model": "fraud-detector",
+            "version": "1.2.0",
+            "name": "soc2",
+            "expires": "2027-01-01",
+            "expires_raw": "2027-01-01",
+        },
     ]
 
 
@@ -173,10 +191,9 @@ def test_a_new_version_on_the_same_deployment_repoints_it(
         rec.close()
     assert _count(db, Deployment) == 1
     assert _count(db, ModelVersion) == 2
-    with db.read() as s:
-        (summary,) = queries.list_models(s)
-        detail = queries.show_model(s, "fraud-detector")
-        deps = queries.deployments_for_cluster(s, "prod-eu")
+    (summary,) = summaries(db)
+    detail = show(db, "fraud-detector")
+    deps = jsonable(queries.deployments(db, cluster="prod-eu"))
     assert summary["version"] == "2.0.0"
     assert summary["deployments"] == 1
     assert summary["versions"] == 2
@@ -218,9 +235,8 @@ def test_denied_and_non_model_decisions_are_logged_but_not_inventoried(
         rec.close()
     assert _count(db, Model) == 0
     assert _count(db, Deployment) == 0
-    with db.read() as s:
-        rows = queries.decisions(s)
-        only_denied = queries.decisions(s, allowed=False)
+    rows = jsonable(queries.decisions(db))
+    only_denied = jsonable(queries.decisions(db, allowed=False))
     assert len(rows) == 3
     assert rows[0]["operation"] == "DELETE"  # most recent first
     assert [r["violations"] for r in only_denied] == [["modelgate.dev/owner is missing"]]
@@ -235,10 +251,9 @@ def test_delete_marks_a_known_deployment_deleted(
         _submit_all(rec, [make_event(), make_event(operation="DELETE")])
     finally:
         rec.close()
-    with db.read() as s:
-        assert queries.deployments(s) == []
-        (dep,) = queries.deployments(s, include_deleted=True)
-        (summary,) = queries.list_models(s)
+    assert jsonable(queries.deployments(db)) == []
+    (dep,) = jsonable(queries.deployments(db, include_deleted=True))
+    (summary,) = summaries(db)
     assert dep["status"] == "deleted"
     assert summary["deployments"] == 0
 
@@ -282,8 +297,7 @@ def test_odd_metadata_keeps_what_parses(
         assert rec.stats()["failed"] == 0
     finally:
         rec.close()
-    with db.read() as s:
-        detail = queries.show_model(s, "fraud-detector")
+    detail = show(db, "fraud-detector")
     assert detail is not None
     by_version = {v["version"]: v for v in detail["versions"]}
     v1, v2 = by_version["1.2.0"], by_version["2.0.0"]
@@ -296,8 +310,20 @@ def test_odd_metadata_keeps_what_parses(
     assert "s3://ok" in v1["datasets"] and len(v1["datasets"]) == 2
     assert v2["metrics"] == {"auc": 0.9, "f1": 0.7}
     assert v2["certifications"] == [
-        {"name": "plain-name", "expires": None, "expires_raw": None},
-        {"name": "x", "expires": None, "expires_raw": "soon"},
+        {
+            "model": "fraud-detector",
+            "version": "2.0.0",
+            "name": "plain-name",
+            "expires": None,
+            "expires_raw": None,
+        },
+        {
+            "model": "fraud-detector",
+            "version": "2.0.0",
+            "name": "x",
+            "expires": None,
+            "expires_raw": "soon",
+        },
     ]
     assert v2["training_run"] == {"run_ref": "run-42", "url": None, "datasets": v2["datasets"]}
 
@@ -313,8 +339,7 @@ def test_an_admitted_workload_without_a_model_name_still_records_its_deployment(
     finally:
         rec.close()
     assert _count(db, Model) == 0
-    with db.read() as s:
-        (dep,) = queries.deployments(s)
+    (dep,) = jsonable(queries.deployments(db))
     assert dep["model"] is None and dep["name"] == "fraud-api"
 
 
@@ -340,9 +365,8 @@ def test_submit_never_raises_on_a_strange_event(db_url: str, db: Database) -> No
         assert rec.flush(10)
     finally:
         rec.close()
-    with db.read() as s:
-        (row,) = queries.decisions(s)
-        (summary,) = queries.list_models(s)
+    (row,) = jsonable(queries.decisions(db))
+    (summary,) = summaries(db)
     assert row["time"] == datetime(2026, 1, 1, tzinfo=UTC).isoformat()
     assert summary["name"] == "m"
 
@@ -479,8 +503,7 @@ def test_events_wait_while_postgres_is_down_and_are_written_when_it_returns(
         try:
             assert _count(db, Decision) == 12
             assert _count(db, Deployment) == 12
-            with db.read() as s:
-                names = {d["name"] for d in queries.deployments(s)}
+            names = {d["name"] for d in jsonable(queries.deployments(db))}
         finally:
             db.dispose()
         assert names == {f"early-{i}" for i in range(5)} | {f"late-{i}" for i in range(7)}
@@ -509,16 +532,16 @@ def test_healthy_reports_a_closed_port_as_down() -> None:
 def test_an_event_the_database_refuses_does_not_block_the_others(
     db_url: str, db: Database, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelgate.inventory import recorder as recorder_module
+    from modelgate.inventory import writes as write_model
 
-    real = recorder_module._upsert_models
+    real = write_model._upsert_models
 
     def poisoned(session: Any, admissions: list[Any]) -> Any:
         if any(md.model_name == "poison" for _, _, md in admissions):
             raise ValueError("cannot store this one")
         return real(session, admissions)
 
-    monkeypatch.setattr(recorder_module, "_upsert_models", poisoned)
+    monkeypatch.setattr(write_model, "_upsert_models", poisoned)
     rec = _recorder(db_url, batch_size=10)
     try:
         _submit_all(
@@ -532,9 +555,8 @@ def test_an_event_the_database_refuses_does_not_block_the_others(
         assert rec.stats()["failed"] == 0  # the bare decision could still be written
     finally:
         rec.close()
-    with db.read() as s:
-        assert sorted(d["name"] for d in queries.deployments(s)) == ["a", "b"]
-        rows = queries.decisions(s)
+    assert sorted(d["name"] for d in jsonable(queries.deployments(db))) == ["a", "b"]
+    rows = jsonable(queries.decisions(db))
     assert len(rows) == 3
     assert {r["name"]: r["violations"] for r in rows}["p"] == ["v?"]
 
@@ -561,7 +583,8 @@ def test_closing_without_a_spool_while_the_database_is_down_logs_every_unrecorde
 def test_a_coalesced_batch_ends_in_the_same_state_as_one_event_at_a_time(
     empty_url: str, tmp_path: Path, make_event: EventFactory
 ) -> None:
-    from modelgate.inventory.recorder import _Item, apply_events
+    from modelgate.events import SubmittedEvent
+    from modelgate.inventory.writes import apply_events
 
     certs = json.dumps([{"name": "soc2", "expires": "2027-01-01"}])
     events = [
@@ -575,7 +598,7 @@ def test_a_coalesced_batch_ends_in_the_same_state_as_one_event_at_a_time(
         make_event(version="1.0.0", minutes=0, compliance_status="rejected"),  # oldest: no effect
         make_event(allowed=False, minutes=6),
     ]
-    items = [_Item(f"id-{i}", ev) for i, ev in enumerate(events)]
+    items = [SubmittedEvent(f"id-{i}", ev) for i, ev in enumerate(events)]
     second = f"sqlite:///{tmp_path / 'one-by-one.db'}"
     states = []
     for url, batches in ((empty_url, [items]), (second, [[i] for i in items])):
@@ -585,9 +608,8 @@ def test_a_coalesced_batch_ends_in_the_same_state_as_one_event_at_a_time(
             for batch in batches:
                 with db.session() as s:
                     apply_events(s, batch)
-            with db.read() as s:
-                detail = queries.show_model(s, "fraud-detector")
-                deps = queries.deployments(s, include_deleted=True)
+            detail = show(db, "fraud-detector")
+            deps = jsonable(queries.deployments(db, include_deleted=True))
         finally:
             db.dispose()
         assert detail is not None
@@ -623,16 +645,16 @@ def test_a_database_outage_during_one_by_one_writes_neither_loses_nor_double_cou
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from modelgate.inventory import recorder as recorder_module
+    from modelgate.inventory import writes as write_model
 
-    real_upsert = recorder_module._upsert_models
+    real_upsert = write_model._upsert_models
 
     def poisoned(session: Any, admissions: list[Any]) -> Any:
         if any(md.model_name == "poison" for _, _, md in admissions):
             raise ValueError("cannot store this one")
         return real_upsert(session, admissions)
 
-    monkeypatch.setattr(recorder_module, "_upsert_models", poisoned)
+    monkeypatch.setattr(write_model, "_upsert_models", poisoned)
     rec = _recorder(db_url, batch_size=10)
     real_write_one = rec._write_one
     outage = {"left": 1}
@@ -656,8 +678,7 @@ def test_a_database_outage_during_one_by_one_writes_neither_loses_nor_double_cou
     assert outage["left"] == 0
     assert (stats["submitted"], stats["written"], stats["outstanding"]) == (3, 3, 0)
     assert _count(db, Decision) == 3
-    with db.read() as s:
-        assert sorted(d["name"] for d in queries.deployments(s)) == ["first", "second"]
+    assert sorted(d["name"] for d in jsonable(queries.deployments(db))) == ["first", "second"]
 
 
 def test_an_empty_database_gets_its_schema_on_the_first_write(

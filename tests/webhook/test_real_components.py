@@ -18,7 +18,9 @@ from modelgate.inventory import queries
 from modelgate.inventory.db import Database
 from modelgate.inventory.migrate import upgrade
 from modelgate.inventory.recorder import Recorder
+from modelgate.inventory.records import jsonable
 from modelgate.settings import DEFAULT_POLICY_DIR, Settings
+from tests.fixtures.inventory import summaries
 from tests.fixtures.tools import free_port
 from tests.webhook.reviews import COMPLIANT, P
 from webhook.app import app_state, create_app
@@ -93,9 +95,8 @@ def test_admitted_model_lands_in_the_inventory_and_denials_in_the_log(
     assert app_state(app).recorder.flush(10)  # type: ignore[attr-defined]
     db = Database(database_url)
     try:
-        with db.read() as session:
-            models = queries.list_models(session)
-            log = queries.decisions(session, name="fraud", limit=None)
+        models = summaries(db)
+        log = jsonable(queries.decisions(db, name="fraud", limit=None))
     finally:
         db.dispose()
     assert [(m["name"], m["version"], m["owner"], m["deployments"]) for m in models] == [

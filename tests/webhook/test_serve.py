@@ -16,6 +16,7 @@ import requests
 
 from modelgate.inventory import queries
 from modelgate.inventory.db import Database
+from modelgate.inventory.records import jsonable
 from tests.fixtures.tools import free_port
 from tests.webhook.reviews import COMPLIANT, P
 from webhook.tls import DevCertificates, write_dev_certificates
@@ -99,11 +100,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         proc.wait()
 
 
-def _decisions(url: str, name: str) -> list[queries.DecisionRow]:
+def _decisions(url: str, name: str) -> list[dict[str, Any]]:
     db = Database(url)
     try:
-        with db.read() as session:
-            return queries.decisions(session, name=name, limit=None)
+        return jsonable(queries.decisions(db, name=name, limit=None))
     finally:
         db.dispose()
 
@@ -168,7 +168,7 @@ def test_decisions_are_recorded_but_dry_runs_are_not(served: Served) -> None:
     served.post(review(deployment("recorded", annotations={}), uid="rec-dry", dry_run=True))
     served.post(review(deployment("recorded", annotations={}), uid="rec-2"))
     deadline = time.monotonic() + 20
-    rows: list[queries.DecisionRow] = []
+    rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         rows = _decisions(served.database_url, "recorded")
         if len(rows) >= 2:

@@ -1,0 +1,387 @@
+"""The inventory's records: one plain ``TypedDict`` per entity and one mapper from its ORM row.
+
+Everything the inventory hands out (to the CLI, the webhook, the auditor, the reports, the
+dashboard and the API) is one of these records, so no caller imports SQLAlchemy and every
+room speaks the same vocabulary. Timestamps are timezone-aware UTC ``datetime`` values and
+calendar days are ``date`` values; :func:`jsonable` turns a record into JSON-ready data (ISO
+8601 strings) at the edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from modelgate.compliance import is_live, is_recorded
+
+if TYPE_CHECKING:
+    from modelgate.inventory.models import (
+        Certification,
+        Decision,
+        Deployment,
+        Finding,
+        Model,
+        ModelVersion,
+        ScanRun,
+        TrainingRun,
+    )
+
+
+class CertificationRecord(TypedDict):
+    model: str
+    version: str
+    name: str
+    expires: date | None  # None when the annotation had no readable date
+    expires_raw: str | None
+
+
+class TrainingRunRecord(TypedDict):
+    run_ref: str
+    url: str | None
+    datasets: list[str]
+
+
+class DeploymentRecord(TypedDict):
+    id: int
+    cluster: str
+    namespace: str
+    kind: str
+    name: str
+    images: list[str]  # as admitted
+    model: str | None
+    version: str | None
+    first_admitted: datetime | None
+    last_admitted: datetime | None
+    replicas: int | None  # desired, as the last scan saw it
+    ready_replicas: int | None
+    resources: dict[str, Any] | None  # requests/limits/gpus/images/usage from the last scan
+    last_seen: datetime | None
+    status: str | None  # None (admitted), running, not-running, deleted
+    live: bool  # modelgate.compliance.is_live
+
+
+class VersionRecord(TypedDict):
+    model: str
+    version: str
+    owner: str
+    training_date: datetime | None
+    training_date_raw: str | None
+    compliance_status: str
+    risk_tier: str
+    model_card: str | None
+    metrics: dict[str, float]
+    source: str | None
+    exempt_reason: str | None
+    training_run: TrainingRunRecord | None
+    datasets: list[str]  # the version's own and its training run's
+    certifications: list[CertificationRecord]
+    deployments: list[DeploymentRecord]  # every recorded one, deleted included
+    first_admitted: datetime
+    last_admitted: datetime
+    metadata: dict[str, str]  # every modelgate.dev/* value as admitted
+
+
+class LineageEdge(TypedDict):
+    source_type: str  # dataset | training_run | model_version
+    source: str
+    target_type: str  # training_run | model_version | deployment
+    target: str
+
+
+class ModelRecord(TypedDict):
+    name: str
+    owner: str
+    created_at: datetime
+    updated_at: datetime
+    latest_version: str | None
+    versions: list[VersionRecord]  # most recently admitted first
+    lineage: list[LineageEdge]
+
+
+class ModelSummary(TypedDict):
+    """The list view of a :class:`ModelRecord` (one row per model)."""
+
+    name: str
+    version: str  # the most recently admitted version
+    owner: str
+    risk_tier: str
+    compliance_status: str
+    deployments: int  # live deployments running any version of the model
+    versions: int
+    last_admitted: datetime | None
+
+
+class DecisionRecord(TypedDict):
+    id: int
+    time: datetime
+    uid: str
+    user: str
+    operation: str
+    cluster: str
+    kind: str
+    namespace: str
+    name: str
+    allowed: bool
+    is_model: bool
+    model: str | None
+    version: str | None
+    violations: list[str]
+    warnings: list[str]
+    enforcement: str
+    bundle_digest: str
+    engine: str
+    error: str | None
+
+
+class FindingInput(TypedDict):
+    """A finding as the auditor reports it (before it is tracked across scans)."""
+
+    type: str
+    severity: str
+    cluster: str
+    namespace: str
+    kind: str
+    name: str
+    model: str | None
+    version: str | None
+    message: str
+    details: dict[str, Any]
+
+
+class FindingRecord(FindingInput):
+    id: int
+    status: str  # open / resolved
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+
+
+class ScanRecord(TypedDict):
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # running / completed / failed
+    bundle_digest: str
+    engine: str
+    sources: list[dict[str, Any]]
+    summary: dict[str, Any]
+    options: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- mappers
+
+
+def deployment_record(d: Deployment) -> DeploymentRecord:
+    mv = d.model_version
+    return DeploymentRecord(
+        id=d.id,
+        cluster=d.cluster,
+        namespace=d.namespace,
+        kind=d.kind,
+        name=d.name,
+        images=list(d.images or []),
+        model=mv.model.name if mv is not None else None,
+        version=mv.version if mv is not None else None,
+        first_admitted=d.first_admitted,
+        last_admitted=d.last_admitted,
+        replicas=d.replicas,
+        ready_replicas=d.ready_replicas,
+        resources=dict(d.resources) if d.resources is not None else None,
+        last_seen=d.last_seen,
+        status=d.status,
+        live=is_live(d.status),
+    )
+
+
+def certification_record(c: Certification, model: str, version: str) -> CertificationRecord:
+    return CertificationRecord(
+        model=model, version=version, name=c.name, expires=c.expires, expires_raw=c.expires_raw
+    )
+
+
+def training_run_record(run: TrainingRun) -> TrainingRunRecord:
+    return TrainingRunRecord(
+        run_ref=run.run_ref, url=run.url, datasets=sorted(ds.uri for ds in run.datasets)
+    )
+
+
+def version_record(v: ModelVersion, model: str) -> VersionRecord:
+    run = training_run_record(v.training_run) if v.training_run is not None else None
+    datasets = sorted({ds.uri for ds in v.datasets} | set(run["datasets"] if run else ()))
+    return VersionRecord(
+        model=model,
+        version=v.version,
+        owner=v.owner,
+        training_date=v.training_date,
+        training_date_raw=v.training_date_raw,
+        compliance_status=v.compliance_status,
+        risk_tier=v.risk_tier,
+        model_card=v.model_card,
+        metrics=dict(v.metrics or {}),
+        source=v.source,
+        exempt_reason=v.exempt_reason,
+        training_run=run,
+        datasets=datasets,
+        certifications=[certification_record(c, model, v.version) for c in v.certifications],
+        deployments=[
+            deployment_record(d)
+            for d in sorted(v.deployments, key=lambda d: (d.cluster, d.namespace, d.kind, d.name))
+        ],
+        first_admitted=v.first_admitted,
+        last_admitted=v.last_admitted,
+        metadata=dict(v.raw_metadata or {}),
+    )
+
+
+def newest_first(versions: Iterable[ModelVersion]) -> list[ModelVersion]:
+    return sorted(versions, key=lambda v: (v.last_admitted, v.id), reverse=True)
+
+
+def model_record(m: Model) -> ModelRecord:
+    versions = [version_record(v, m.name) for v in newest_first(m.versions)]
+    return ModelRecord(
+        name=m.name,
+        owner=m.owner,
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+        latest_version=versions[0]["version"] if versions else None,
+        versions=versions,
+        lineage=lineage(versions),
+    )
+
+
+def deployment_id(d: DeploymentRecord) -> str:
+    """``cluster/namespace/kind/name``: how a deployment is named in lineage and reports."""
+    return f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}"
+
+
+def lineage(versions: Iterable[VersionRecord]) -> list[LineageEdge]:
+    """dataset -> training run -> model version -> deployment (recorded ones)."""
+    edges: list[LineageEdge] = []
+    for v in versions:
+        version_id = f"{v['model']}@{v['version']}"
+        run = v["training_run"]
+        if run is not None:
+            for uri in v["datasets"]:
+                edges.append(
+                    LineageEdge(
+                        source_type="dataset",
+                        source=uri,
+                        target_type="training_run",
+                        target=run["run_ref"],
+                    )
+                )
+            edges.append(
+                LineageEdge(
+                    source_type="training_run",
+                    source=run["run_ref"],
+                    target_type="model_version",
+                    target=version_id,
+                )
+            )
+        else:
+            for uri in v["datasets"]:
+                edges.append(
+                    LineageEdge(
+                        source_type="dataset",
+                        source=uri,
+                        target_type="model_version",
+                        target=version_id,
+                    )
+                )
+        for d in v["deployments"]:
+            if is_recorded(d["status"]):
+                edges.append(
+                    LineageEdge(
+                        source_type="model_version",
+                        source=version_id,
+                        target_type="deployment",
+                        target=deployment_id(d),
+                    )
+                )
+    return edges
+
+
+def model_summary(m: ModelRecord) -> ModelSummary:
+    latest = m["versions"][0] if m["versions"] else None
+    return ModelSummary(
+        name=m["name"],
+        version=latest["version"] if latest else "",
+        owner=(latest["owner"] if latest else "") or m["owner"],
+        risk_tier=latest["risk_tier"] if latest else "",
+        compliance_status=latest["compliance_status"] if latest else "",
+        deployments=sum(1 for v in m["versions"] for d in v["deployments"] if d["live"]),
+        versions=len(m["versions"]),
+        last_admitted=latest["last_admitted"] if latest else None,
+    )
+
+
+def decision_record(d: Decision) -> DecisionRecord:
+    return DecisionRecord(
+        id=d.id,
+        time=d.time,
+        uid=d.uid,
+        user=d.user,
+        operation=d.operation,
+        cluster=d.cluster,
+        kind=d.kind,
+        namespace=d.namespace,
+        name=d.name,
+        allowed=d.allowed,
+        is_model=d.is_model,
+        model=d.model_name,
+        version=d.model_version,
+        violations=list(d.violations or []),
+        warnings=list(d.warnings or []),
+        enforcement=d.enforcement,
+        bundle_digest=d.bundle_digest,
+        engine=d.engine,
+        error=d.error,
+    )
+
+
+def finding_record(f: Finding) -> FindingRecord:
+    return FindingRecord(
+        id=f.id,
+        type=f.type,
+        severity=f.severity,
+        cluster=f.cluster,
+        namespace=f.namespace,
+        kind=f.kind,
+        name=f.name,
+        model=f.model,
+        version=f.version,
+        message=f.message,
+        details=dict(f.details or {}),
+        status=f.status,
+        first_seen=f.first_seen,
+        last_seen=f.last_seen,
+        resolved_at=f.resolved_at,
+    )
+
+
+def scan_record(s: ScanRun) -> ScanRecord:
+    return ScanRecord(
+        id=s.id,
+        started_at=s.started_at,
+        finished_at=s.finished_at,
+        status=s.status,
+        bundle_digest=s.bundle_digest,
+        engine=s.engine,
+        sources=list(s.sources or []),
+        summary=dict(s.summary or {}),
+        options=dict(s.options or {}),
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` (a record, or lists and mappings of them) with datetimes and dates as ISO
+    8601 strings: what JSON output, templates and exports use."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
