@@ -58,7 +58,8 @@ def test_pages_on_real_postgresql(
         run_scan(db, engine, tmp_path)
         _, client = make_client(postgres_db_url)
         data = client.get("/api/overview").get_json()
-        assert data["counts"] == {"models": 3, "versions": 3, "live_deployments": 2}  # churn not running
+        # the scan did not find churn running: not live
+        assert data["counts"] == {"models": 3, "versions": 3, "live_deployments": 2}
         assert data["documentation"]["percent"] == 50
         assert data["readiness"]["status"] == "not ready"
         models = client.get("/api/models?q=Bureau-2025").get_json()
