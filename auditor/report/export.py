@@ -26,33 +26,13 @@ class ExportError(Exception):
     """The export cannot be built (unknown scan, ...)."""
 
 
-class ExportFinding(TypedDict):
-    type: str
-    severity: str
-    status: str
-    cluster: str
-    namespace: str
-    kind: str
-    name: str
-    model: str | None
-    version: str | None
-    message: str
-    first_seen: str
-    last_seen: str
-    resolved_at: str | None
-    details: dict[str, Any]
+#: a finding in the export: :class:`modelgate.inventory.records.FindingRecord` as JSON (no id)
+ExportFinding = dict[str, Any]
 
 
-class ExportScan(TypedDict):
-    id: int
-    status: str
-    started_at: str
-    finished_at: str | None
-    bundle_digest: str
-    engine: str
-    clusters: list[str]
-    sources: list[dict[str, Any]]
-    summary: dict[str, Any]
+#: the scan in the export: :class:`modelgate.inventory.records.ScanRecord` as JSON, plus
+#: ``clusters`` (every cluster its sources covered)
+ExportScan = dict[str, Any]
 
 
 class Exemption(TypedDict):
@@ -91,27 +71,10 @@ class ExportDocument(TypedDict):
     decisions: dict[str, Any]  # queries.DecisionSummary as JSON
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
 def _finding(f: FindingRecord) -> ExportFinding:
-    return ExportFinding(
-        type=f["type"],
-        severity=f["severity"],
-        status=f["status"],
-        cluster=f["cluster"],
-        namespace=f["namespace"],
-        kind=f["kind"],
-        name=f["name"],
-        model=f["model"],
-        version=f["version"],
-        message=f["message"],
-        first_seen=f["first_seen"].astimezone(UTC).isoformat(),
-        last_seen=f["last_seen"].astimezone(UTC).isoformat(),
-        resolved_at=_iso(f["resolved_at"]),
-        details=dict(f["details"]),
-    )
+    """The record as JSON, without its database id (exports are compared across databases)."""
+    finding: ExportFinding = {k: v for k, v in jsonable(f).items() if k != "id"}
+    return finding
 
 
 def exemptions_of(models: list[dict[str, Any]]) -> list[Exemption]:
@@ -165,17 +128,7 @@ def build_export(
     return ExportDocument(
         format=EXPORT_FORMAT,
         generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
-        scan=ExportScan(
-            id=scan["id"],
-            status=scan["status"],
-            started_at=scan["started_at"].astimezone(UTC).isoformat(),
-            finished_at=_iso(scan["finished_at"]),
-            bundle_digest=scan["bundle_digest"],
-            engine=scan["engine"],
-            clusters=clusters,
-            sources=scan["sources"],
-            summary=scan["summary"],
-        ),
+        scan={**jsonable(scan), "clusters": clusters},
         policy=export_policy(config or PolicyConfig(), scan["bundle_digest"]),
         models=models,
         findings=findings,
