@@ -60,6 +60,8 @@ class ExportDocument(TypedDict):
     generated_at: str
     scan: ExportScan
     policy: ExportPolicy
+    #: models, versions and live deployments (modelgate.compliance.is_live) now
+    inventory: dict[str, int]
     #: every model of the inventory: :class:`modelgate.inventory.records.ModelRecord` as JSON
     #: (versions newest first, with datasets, training run, certifications, deployments and
     #: lineage) plus ``history``, its most recent admission decisions
@@ -130,12 +132,22 @@ def build_export(
         generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
         scan={**jsonable(scan), "clusters": clusters},
         policy=export_policy(config or PolicyConfig(), scan["bundle_digest"]),
+        inventory=_inventory_counts(db),
         models=models,
         findings=findings,
         resolved=[_finding(f) for f in audit.findings_resolved_by(db, scan_id)],
         exemptions=exemptions_of(models),
         decisions=jsonable(queries.decision_summary(db, until=scan["finished_at"])),
     )
+
+
+def _inventory_counts(db: Database) -> dict[str, int]:
+    counts = queries.inventory_counts(db)
+    return {
+        "models": counts["models"],
+        "versions": counts["versions"],
+        "live_deployments": counts["live_deployments"],
+    }
 
 
 def report_models(db: Database, history_limit: int = 20) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from weasyprint.urls import URLFetcher
 
 from auditor.report import charts
 from auditor.report.export import EXPORT_FILENAME, ExportDocument, export_bytes, sha256_hex
-from modelgate.compliance import FINDING_TYPES, certification_state, is_recorded, present_fields
+from modelgate.compliance import FINDING_TYPES, certification_state, present_fields
 from modelgate.inventory.parse import parse_metadata
 from modelgate.inventory.records import deployment_id
 from policies.config import PolicyConfig
@@ -183,9 +183,7 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
                 "version": latest["version"],
                 "owner": latest["owner"] or m["owner"],
                 "compliance_status": latest["compliance_status"],
-                "deployments": sum(
-                    1 for v in m["versions"] for d in v["deployments"] if is_recorded(d["status"])
-                ),
+                "deployments": sum(1 for v in m["versions"] for d in v["deployments"] if d["live"]),
                 "certifications": certs,
             }
         )
@@ -267,6 +265,7 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
         "charts": {k: Markup(v) for k, v in chart_svgs.items()},
         "kpi": {
             "models": n_models,
+            "live_deployments": doc["inventory"]["live_deployments"],
             "workloads": summary.get("workloads", 0),
             "discovered_models": summary.get("models", 0),
             "open_findings": len(doc["findings"]),

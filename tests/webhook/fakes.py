@@ -24,8 +24,9 @@ class FakeEngine:
 
     name = "fake"
 
-    def __init__(self, *, digest: str = "sha256:fake") -> None:
+    def __init__(self, *, digest: str = "sha256:fake", config: PolicyConfig | None = None) -> None:
         self.digest = digest
+        self._config = config or PolicyConfig()
         self.calls: list[Mapping[str, Any]] = []
         self.loaded = True
         self.reloads = 0
@@ -39,7 +40,7 @@ class FakeEngine:
 
     @property
     def config(self) -> PolicyConfig:
-        return PolicyConfig()
+        return self._config
 
     @property
     def last_error(self) -> str | None:
