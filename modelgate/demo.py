@@ -30,6 +30,7 @@ import click
 
 from modelgate import ENFORCEMENT_LABEL
 from modelgate.evaluate import InputError, Manifest, load_manifests
+from modelgate.workload import SUPPORTED_KINDS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples" / "manifests"
@@ -208,7 +209,7 @@ def run_demo(workdir: Path, examples: Path = EXAMPLES) -> int:
         for m in manifests:
             obj = m.obj
             kind = str(obj["kind"])
-            if kind == "Namespace":
+            if kind not in SUPPORTED_KINDS:  # namespaces, the samples' suite file
                 continue
             meta = obj.get("metadata") or {}
             namespace = str(meta.get("namespace") or "default")
