@@ -403,15 +403,6 @@ def _retired(entry: DeploymentRecord) -> str:
     ).replace("  ", " ")
 
 
-def _image_name(ref: str) -> str:
-    """Repository part of an image reference (no tag, no digest)."""
-    ref = ref.split("@", 1)[0]
-    last = ref.rsplit("/", 1)[-1]
-    if ":" in last:
-        ref = ref[: len(ref) - len(last)] + last.split(":", 1)[0]
-    return ref
-
-
 def _drift(found: DiscoveredWorkload, entry: DeploymentRecord) -> list[str]:
     changes: list[str] = []
     running = sorted(set(found.workload["images"]))

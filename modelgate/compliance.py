@@ -37,10 +37,6 @@ class CertificationState:
     #: days from today to the expiry (negative once expired); None without a date
     days_left: int | None
 
-    @property
-    def needs_attention(self) -> bool:
-        return self.state in ("expired", "expiring")
-
 
 def certification_state(expires: date | None, today: date, warning_days: int) -> CertificationState:
     """A certification is valid through its expiry date, ``expiring`` when that is at most

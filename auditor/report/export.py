@@ -170,14 +170,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_export(doc: Mapping[str, Any], path: Path) -> str:
-    """Write the export; returns its SHA-256."""
-    data = export_bytes(doc)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return sha256_hex(data)
-
-
 FINDING_COLUMNS = (
     "type",
     "severity",
