@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import yaml
 
 from modelgate.policy_input import PolicyInput, build_input, synthesize_request
 from modelgate.workload import SUPPORTED_KINDS, extract_workload
+from tests.fixtures.inventory import certs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 POLICY_DIR = REPO_ROOT / "policies"
@@ -73,10 +74,6 @@ def sample(file: str) -> dict[str, Any]:
     objs = [obj for name, obj in sample_objects() if name == file]
     assert len(objs) == 1, file
     return objs[0]
-
-
-def certs(*entries: tuple[str, date | str]) -> str:
-    return json.dumps([{"name": n, "expires": str(d)} for n, d in entries])
 
 
 def with_annotations(obj: dict[str, Any], **annotations: str | None) -> dict[str, Any]:
