@@ -32,7 +32,7 @@ class DeploymentHealth(TypedDict):
     desired: int | None
     ready: int | None
     restarts: int | None
-    not_ready: bool  # seen running with fewer ready replicas than desired
+    not_ready: bool  # seen running with fewer ready replicas than desired (when reported)
     last_seen: datetime | None
     stale: bool  # seen, but longer ago than one scan interval
 
@@ -43,11 +43,13 @@ def deployment_health(d: DeploymentRecord, now: datetime, interval: timedelta) -
     running_images = [str(i) for i in running] if isinstance(running, list) else None
     restarts = resources.get("restarts")
     scanned = d["status"] == RUNNING
+    # a source that reports no readiness (a manifests snapshot without status) proves nothing
     not_ready = (
         scanned
-        and d["replicas"] is not None
-        and (d["ready_replicas"] or 0) < d["replicas"]
         and d["live"]
+        and d["replicas"] is not None
+        and d["ready_replicas"] is not None
+        and d["ready_replicas"] < d["replicas"]
     )
     return DeploymentHealth(
         cluster=d["cluster"],

@@ -71,7 +71,9 @@ def findings_over_scans(db: Database, scans: int = SCAN_POINTS) -> Series:
             )
         )
     return Series(
-        title=f"Open findings at each of the last {len(points)} scan(s)",
+        title=f"Open findings at each of the last {len(points)} scans"
+        if len(points) != 1
+        else "Open findings at the last scan",
         series=["open findings"],
         points=points,
         total=sum(p["values"]["open findings"] for p in points),

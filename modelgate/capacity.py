@@ -129,7 +129,7 @@ def is_stale(seen_at: datetime | None, now: datetime, interval: timedelta) -> bo
 
 class Replicas(TypedDict):
     desired: int
-    ready: int
+    ready: int | None  # None when the source reports no readiness (e.g. a manifests snapshot)
 
 
 class WorkloadCapacity(TypedDict):
@@ -162,12 +162,12 @@ def workload_capacity(
     sample: CapacitySampleRecord, now: datetime, interval: timedelta
 ) -> WorkloadCapacity:
     desired = desired_replicas(sample)
-    ready = sample["ready_replicas"] if sample["ready_replicas"] is not None else 0
+    ready = sample["ready_replicas"]
     requests = add(zero(), sample["requests"], desired)
     limits = add(zero(), sample["limits"], desired)
     usage = sample["usage"]
     per_replica_gpus = gpu_count(sample["requests"])
-    idle = max(0, desired - ready) * per_replica_gpus
+    idle = max(0, desired - ready) * per_replica_gpus if ready is not None else 0
     flags: list[str] = []
     if (
         usage is not None
@@ -176,7 +176,7 @@ def workload_capacity(
         and usage["cpu"] < IDLE_CPU_SHARE * requests["cpu"]
     ):
         idle = gpu_count(requests)
-    if ready < desired:
+    if ready is not None and ready < desired:
         flags.append(FLAG_NOT_READY)
     if idle:
         flags.append(FLAG_IDLE_GPU)
@@ -259,13 +259,15 @@ def _row(key: str | None, members: list[WorkloadCapacity]) -> CapacityRow:
     usage: UsageAmounts | None = None
     reported = 0
     restarts: int | None = None
-    desired = ready = idle = 0
+    desired = idle = 0
+    ready: int | None = None
     flags: list[str] = []
     for w in members:
         requests = add(requests, w["requests"])
         limits = add(limits, w["limits"])
         desired += w["replicas"]["desired"]
-        ready += w["replicas"]["ready"]
+        if w["replicas"]["ready"] is not None:
+            ready = (ready or 0) + w["replicas"]["ready"]
         idle += w["idle_gpus"]
         if w["restarts"] is not None:
             restarts = (restarts or 0) + w["restarts"]
