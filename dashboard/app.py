@@ -201,7 +201,7 @@ def create_app(
     @app.before_request
     def refuse_missing_sqlite_file() -> None:
         """A read-only service never creates the SQLite file a mistyped URL names."""
-        if request.endpoint in ("healthz", "static"):
+        if request.endpoint in ("healthz", "static", "favicon"):
             return
         path = missing_sqlite_file(db.url)
         if path is not None:
@@ -211,6 +211,11 @@ def create_app(
             )
 
     # ------------------------------------------------------------------ health
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """No icon (the pages declare an empty one; browsers still ask for it on JSON)."""
+        return Response(status=204)
 
     @app.get("/healthz")
     def healthz() -> Response:
