@@ -239,3 +239,39 @@ def test_runtime_older_than_one_scan_interval_is_stale(
     assert not any(
         r["stale"] for r in fresh.test_client().get("/api/v1/capacity").get_json()["rows"]
     )
+
+
+def test_overview_charts_follow_the_inventory(client: FlaskClient) -> None:
+    o = client.get("/api/overview").get_json()
+    assert _bars(o["by_tier"]) == {"high": 1, "limited": 2, "minimal": 1}
+    assert _bars(o["by_status"]) == {
+        "approved": 3,
+        "pending-review": 1,
+        "rejected": 0,
+        "exempt": 0,
+    }
+    assert {k: v for k, v in _bars(o["documentation"]["field_gaps"]).items() if v} == {"source": 1}
+    assert [(g["model"], g["missing_recommended"]) for g in o["documentation"]["gaps"]] == [
+        ("credit-scorer", ["source"])
+    ]
+
+
+def test_capacity_without_any_scan_is_empty_not_an_error(sqlite_url: str) -> None:
+    client = make_client(sqlite_url)[1]
+    body = client.get("/api/v1/capacity").get_json()
+    jsonschema.validate(body, response_schema())
+    assert (body["rows"], body["trend"], body["totals"]["deployments"]) == ([], [], 0)
+    html = client.get("/capacity").get_data(as_text=True)
+    assert "No scan has sampled the model workloads' resources yet" in html
+    assert "No scan has sampled" in client.get("/").get_data(as_text=True)
+
+
+def test_capacity_api_with_the_database_down_is_a_503_json_error() -> None:
+    from tests.fixtures.tools import free_port
+
+    client = make_client(f"postgresql://modelgate:pw@127.0.0.1:{free_port()}/none")[1]
+    response = client.get("/api/v1/capacity?group_by=owner")
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert "does not answer" in error and "pw@" not in error
+    assert client.get("/capacity").status_code == 503
