@@ -71,6 +71,7 @@ def _scorer() -> dict[str, Any]:
             risk_tier="high",
             model_card="https://models.example.com/credit/card",
             training_data="s3://data/credit/bureau-2025.parquet",
+            training_run="mlflow-run-77",
             certifications=certs(("ISO-42001", in_days(10)), ("EU-AI-Act", in_days(9000))),
         ),
     )
@@ -105,6 +106,7 @@ def _llm() -> dict[str, Any]:
             model_version="0.9",
             owner="genai@example.com",
             training_data="s3://data/gen/corpus",
+            training_run="mlflow-run-90",
             model_card="https://models.example.com/llm/card",
             source="https://git.example.com/gen/llm@1a2b3c4",
         ),
