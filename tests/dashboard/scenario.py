@@ -42,6 +42,7 @@ from tests.fixtures.inventory import (
     write_snapshot,
 )
 
+#: the scenario's "now", set again by :func:`build` (the admissions are relative to it)
 NOW = datetime.now(UTC)
 CLUSTER = "prod"
 FRAUD_IMAGE = "registry.example.com/fraud:1.0.0"
@@ -183,6 +184,8 @@ def scan(db: Database, engine: PolicyEngine, tmp_path: Path, fraud_image: str, n
 
 def build(db: Database, engine: PolicyEngine, tmp_path: Path) -> None:
     """The inventory and both scans."""
+    global NOW
+    NOW = datetime.now(UTC)
     seed(db)
     scan(db, engine, tmp_path, FRAUD_IMAGE, 1)
     scan(db, engine, tmp_path, FRAUD_DRIFTED, 2)

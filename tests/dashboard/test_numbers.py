@@ -117,8 +117,8 @@ def test_overview_capacity_figures(client: FlaskClient) -> None:
 
 
 def test_trends_count_decisions_findings_and_models(client: FlaskClient) -> None:
-    now = datetime.now(UTC)
-    t = client.get("/api/overview").get_json()["trends"]
+    o = client.get("/api/overview").get_json()
+    t = o["trends"]
     per_day = {p["label"]: p["values"] for p in t["decisions"]["points"]}
     assert len(per_day) == 14
     # 4 admissions (3, 2, 20 and 1 day(s) ago: 20 is outside the window), 1 denial, 1 warned
@@ -130,13 +130,16 @@ def test_trends_count_decisions_findings_and_models(client: FlaskClient) -> None
     assert [p["values"]["open findings"] for p in t["findings"]["points"]] == [3, 4]
     weeks = t["models"]["points"]
     assert len(weeks) == 12 and sum(p["values"]["models"] for p in weeks) == 4
-    this_week = (now.date() - timedelta(days=now.weekday())).strftime("%d %b")
-    expected = sum(
-        1
-        for days in (3, 2, 20, 1)
-        if (now - timedelta(days=days)).date() >= now.date() - timedelta(days=now.weekday())
-    )
-    assert weeks[-1]["label"] == this_week and weeks[-1]["values"]["models"] == expected
+    # the last column is the week (Monday to Sunday, UTC) the overview was generated in
+    generated = datetime.fromisoformat(o["generated_at"]).astimezone(UTC).date()
+    monday = generated - timedelta(days=generated.weekday())
+    created = [
+        datetime.fromisoformat(client.get(f"/api/models/{name}").get_json()["created_at"])
+        for name in ("fraud-detector", "credit-scorer", "churn-predictor", "llm-chat")
+    ]
+    expected = sum(1 for c in created if c.astimezone(UTC).date() >= monday)
+    assert weeks[-1]["label"] == monday.strftime("%d %b")
+    assert weeks[-1]["values"]["models"] == expected
     html = client.get("/").get_data(as_text=True)
     for figure in ("trend-decisions", "trend-findings", "trend-models"):
         assert f'id="{figure}"' in html
