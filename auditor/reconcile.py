@@ -34,6 +34,7 @@ from auditor.discovery.base import (
     SourceUnreachable,
     check_unique_clusters,
 )
+from modelgate.capacity import pod_amounts, usage_amounts
 from modelgate.compliance import (
     FINDING_TYPES,
     certification_issues,
@@ -41,9 +42,10 @@ from modelgate.compliance import (
     is_recorded,
 )
 from modelgate.inventory import audit, queries
+from modelgate.inventory import capacity as inventory_capacity
 from modelgate.inventory.db import Database, InventoryError
 from modelgate.inventory.parse import parse_certifications
-from modelgate.inventory.records import DeploymentRecord, FindingInput
+from modelgate.inventory.records import CapacitySampleInput, DeploymentRecord, FindingInput
 from modelgate.policy_input import build_input, synthesize_request
 from policies.config import PolicyConfig
 from policies.engines.base import PolicyEngine, PolicyError, PolicyResult
@@ -214,6 +216,7 @@ class Reconciler:
         seen: set[tuple[str, str, str]] = set()
         pending: list[FindingInput] = []
         runtime: list[audit.RuntimeUpdate] = []
+        samples: list[CapacitySampleInput] = []
 
         def flush() -> None:
             if pending:
@@ -225,6 +228,9 @@ class Reconciler:
             if runtime:
                 audit.update_runtime(self.db, runtime, seen_at)
                 runtime.clear()
+            if samples:
+                inventory_capacity.record_samples(self.db, scan_id, samples, seen_at)
+                samples.clear()
 
         try:
             for found in source.discover():
@@ -244,7 +250,13 @@ class Reconciler:
                 if new is not None:
                     report.models += 1
                     pending.extend(new)
-                if len(pending) >= self.batch_size or len(runtime) >= self.batch_size:
+                    registered = entry is not None and is_recorded(entry["status"])
+                    samples.append(_capacity_sample(found, entry, registered))
+                if (
+                    len(pending) >= self.batch_size
+                    or len(runtime) >= self.batch_size
+                    or len(samples) >= self.batch_size
+                ):
                     flush()
                 if self.progress:
                     self.progress("workload", 1)
@@ -425,12 +437,40 @@ def _drift(found: DiscoveredWorkload, entry: DeploymentRecord) -> list[str]:
     return changes
 
 
+def _capacity_sample(
+    found: DiscoveredWorkload, entry: DeploymentRecord | None, registered: bool
+) -> CapacitySampleInput:
+    """What the scan saw this model workload hold (a capacity sample, orphans included)."""
+    rt = found.runtime
+    md = found.workload["metadata"]
+    requests, limits = pod_amounts(rt["resources"])
+    return CapacitySampleInput(
+        cluster=found.cluster,
+        namespace=found.workload["namespace"],
+        kind=found.workload["kind"],
+        name=found.workload["name"],
+        model=md.get("model-name") or (entry["model"] if entry else None),
+        version=md.get("model-version") or (entry["version"] if entry else None),
+        owner=md.get("owner") or "",
+        registered=registered,
+        replicas=rt["desired_replicas"],
+        ready_replicas=rt["ready_replicas"],
+        restarts=rt["restarts"],
+        requests=requests,
+        limits=limits,
+        usage=usage_amounts(rt["usage"]),
+    )
+
+
 def _runtime_update(found: DiscoveredWorkload) -> audit.RuntimeUpdate:
     rt = found.runtime
     resources: dict[str, Any] = {
         **rt["resources"],
         "gpus": rt["gpus"],
         "images": [dict(s) for s in rt["image_statuses"]],
+        # what the scan saw the workload run (the admitted images are the deployment's own)
+        "running_images": list(found.workload["images"]),
+        "restarts": rt["restarts"],
     }
     if rt["usage"] is not None:
         resources["usage"] = dict(rt["usage"])

@@ -9,17 +9,20 @@ does not answer is a 503 page (or JSON error under ``/api/``) saying so, never a
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, render_template, request
+from markupsafe import Markup, escape
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
+from dashboard import capacity as capacity_routes
 from dashboard import data
-from modelgate import __version__
+from modelgate import __version__, capacity
 from modelgate.inventory.db import (
     Database,
     InventoryError,
@@ -59,6 +62,20 @@ def _when(value: str | None) -> str:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC)
     return parsed.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 source``, ``2 sources``, ``0 findings``."""
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _code_spans(text: str | None) -> Markup:
+    """Plain text with its ``backtick`` spans shown as code (escaped; no literal backticks)."""
+    escaped = str(escape(text or ""))
+    return Markup(_CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", escaped))
 
 
 def _page_arg() -> int:
@@ -117,8 +134,12 @@ def create_app(
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[STATE_KEY] = db
-    app.jinja_env.globals.update(version=__version__, safe_url=_safe_url)
+    app.jinja_env.globals.update(version=__version__, safe_url=_safe_url, plural=_plural)
     app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["code_spans"] = _code_spans
+    app.jinja_env.filters["cores"] = capacity.format_cores
+    app.jinja_env.filters["bytes"] = capacity.format_bytes
+    interval = timedelta(seconds=settings.scan_interval_seconds)
 
     def query_with(**changes: Any) -> str:
         args = {k: v for k, v in request.args.items() if v}
@@ -180,7 +201,7 @@ def create_app(
     @app.before_request
     def refuse_missing_sqlite_file() -> None:
         """A read-only service never creates the SQLite file a mistyped URL names."""
-        if request.endpoint in ("healthz", "static"):
+        if request.endpoint in ("healthz", "static", "favicon"):
             return
         path = missing_sqlite_file(db.url)
         if path is not None:
@@ -190,6 +211,11 @@ def create_app(
             )
 
     # ------------------------------------------------------------------ health
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """No icon (the pages declare an empty one; browsers still ask for it on JSON)."""
+        return Response(status=204)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -205,23 +231,31 @@ def create_app(
 
     @app.get("/")
     def overview_page() -> str:
-        return render_template("overview.html", o=data.overview(db, now(), config), nav="overview")
+        return render_template(
+            "overview.html", o=data.overview(db, now(), config, interval), nav="overview"
+        )
 
     @app.get("/api/overview")
     def overview_api() -> Response:
-        return jsonify(data.jsonable(data.overview(db, now(), config)))
+        return jsonify(data.jsonable(data.overview(db, now(), config, interval)))
 
     def _models() -> tuple[list[Any], dict[str, str | None]]:
         filters = {
             "q": _text_arg("q"),
             "tier": _text_arg("tier"),
             "status": _text_arg("status"),
+            "cluster": _text_arg("cluster"),
+            "namespace": _text_arg("namespace"),
+            "owner": _text_arg("owner"),
         }
         rows = data.model_list(
             db,
             search=filters["q"],
             risk_tier=filters["tier"],
             compliance_status=filters["status"],
+            cluster=filters["cluster"],
+            namespace=filters["namespace"],
+            owner=filters["owner"],
         )
         return list(rows), filters
 
@@ -234,6 +268,7 @@ def create_app(
             filters=filters,
             tiers=data.risk_tiers_highest_first(config),
             statuses=config.compliance_statuses,
+            options=data.model_filter_options(db),
             nav="models",
         )
 
@@ -243,7 +278,7 @@ def create_app(
         return jsonify(rows)
 
     def _detail(name: str) -> dict[str, Any]:
-        detail = data.model_detail(db, name, now(), config)
+        detail = data.model_detail(db, name, now(), config, interval)
         if detail is None:
             raise NotFound(f"no model named {name!r} in the inventory")
         return detail
@@ -281,9 +316,34 @@ def create_app(
 
     def _findings() -> dict[str, Any]:
         status = _status_arg()
-        type_ = _text_arg("type")
-        result = data.finding_list(db, status=status, type_=type_, page=_page_arg(), config=config)
-        result["filters"] = {"status": status or "all", "type": type_}
+        filters = {
+            "type": _text_arg("type"),
+            "cluster": _text_arg("cluster"),
+            "namespace": _text_arg("namespace"),
+            "severity": _text_arg("severity"),
+            "owner": _text_arg("owner"),
+        }
+        if filters["severity"] and filters["severity"] not in config.severities:
+            raise BadRequest(
+                f"severity must be one of {', '.join(config.severities)}, "
+                f"not {filters['severity']!r}"
+            )
+        if filters["type"] and filters["type"] not in data.FINDING_TYPES:
+            raise BadRequest(
+                f"type must be one of {', '.join(data.FINDING_TYPES)}, not {filters['type']!r}"
+            )
+        result = data.finding_list(
+            db,
+            status=status,
+            type_=filters["type"],
+            page=_page_arg(),
+            config=config,
+            cluster=filters["cluster"],
+            namespace=filters["namespace"],
+            severity=filters["severity"],
+            owner=filters["owner"],
+        )
+        result["filters"] = {"status": status or "all", **filters}
         return result
 
     @app.get("/findings")
@@ -296,4 +356,5 @@ def create_app(
     def findings_api() -> Response:
         return jsonify(_findings())
 
+    app.register_blueprint(capacity_routes.blueprint(db, now, interval))
     return app

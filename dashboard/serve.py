@@ -53,9 +53,11 @@ def gunicorn_options(
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 def dashboard_command(host: str, port: int, workers: int, access_log: bool) -> None:
     """Serve the read-only governance dashboard over plain HTTP (inventory health,
-    documentation gaps, audit readiness; JSON under /api/). It shows internal data: put it
-    behind an ingress or proxy that authenticates users and terminates TLS. Settings come
-    from MODELGATE_* variables (MODELGATE_DATABASE_URL)."""
+    documentation gaps, findings, model health, resources and capacity, trends, audit
+    readiness; JSON under /api/ and /api/v1/capacity). It has no sign-in of its own yet and
+    shows internal data: put it behind an ingress or proxy that authenticates users and
+    terminates TLS. Settings come from MODELGATE_* variables (MODELGATE_DATABASE_URL,
+    MODELGATE_SCAN_INTERVAL_SECONDS)."""
     try:
         settings = Settings.from_env()
     except SettingsError as e:

@@ -43,6 +43,9 @@ class Settings:
     log_level: str = "INFO"
     spool_dir: Path | None = None
     auto_migrate: bool = True
+    #: how often the auditor scans (the chart's CronJob: daily); runtime state older than
+    #: this is shown as stale by the dashboard
+    scan_interval_seconds: float = 86400.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -96,7 +99,7 @@ def _convert(name: str, raw: Any) -> Any:
             return Path(str(raw)) if raw is not None else None
         if name == "auto_migrate":
             return _bool(raw)
-        if name in ("policy_timeout_seconds", "policy_reload_seconds"):
+        if name in ("policy_timeout_seconds", "policy_reload_seconds", "scan_interval_seconds"):
             converted = float(raw)
             if converted != converted:  # NaN
                 raise ValueError("not a number")
@@ -115,10 +118,18 @@ def _convert(name: str, raw: Any) -> Any:
                 f"MODELGATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}"
             )
         return level
-    if name in ("policy_timeout_seconds", "max_request_bytes") and converted <= 0:
+    if (
+        name in ("policy_timeout_seconds", "max_request_bytes", "scan_interval_seconds")
+        and converted <= 0
+    ):
         raise SettingsError(f"MODELGATE_{name.upper()} must be positive, not {raw!r}")
     if name == "policy_reload_seconds" and converted < 0:
         raise SettingsError(f"MODELGATE_POLICY_RELOAD_SECONDS must be 0 or more, not {raw!r}")
-    if name in ("policy_timeout_seconds", "policy_reload_seconds", "max_request_bytes"):
+    if name in (
+        "policy_timeout_seconds",
+        "policy_reload_seconds",
+        "max_request_bytes",
+        "scan_interval_seconds",
+    ):
         return converted
     return raw if not isinstance(raw, str) else raw.strip()

@@ -67,3 +67,14 @@ def test_serve_reports_a_bad_log_level_without_a_traceback() -> None:
     assert result.exit_code == 1
     assert "MODELGATE_LOG_LEVEL must be one of" in result.output
     assert "Traceback" not in result.output
+
+
+def test_scan_interval_is_seconds_and_must_be_positive() -> None:
+    assert Settings.from_env({}).scan_interval_seconds == 86400.0
+    assert (
+        Settings.from_env({"MODELGATE_SCAN_INTERVAL_SECONDS": "3600"}).scan_interval_seconds
+        == 3600.0
+    )
+    for bad in ("0", "-5", "daily"):
+        with pytest.raises(SettingsError, match=r"(?i)scan_interval_seconds"):
+            Settings.from_env({"MODELGATE_SCAN_INTERVAL_SECONDS": bad})

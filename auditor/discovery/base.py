@@ -47,6 +47,7 @@ class RuntimeMetadata(TypedDict):
     gpus: int
     created: str | None  # RFC 3339
     usage: dict[str, str] | None  # {"cpu": "250m", "memory": "512Mi"} from metrics.k8s.io
+    restarts: int | None  # container restarts summed over the pods seen; None: no pod status
 
 
 def empty_runtime() -> RuntimeMetadata:
@@ -59,6 +60,7 @@ def empty_runtime() -> RuntimeMetadata:
         gpus=0,
         created=None,
         usage=None,
+        restarts=None,
     )
 
 

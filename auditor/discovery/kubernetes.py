@@ -30,11 +30,11 @@ from auditor.discovery.base import (
     register_source,
 )
 from auditor.discovery.runtime import (
-    format_quantity,
     image_statuses_of_pod,
-    parse_quantity,
+    restarts_of_pod,
     runtime_from_object,
 )
+from modelgate.quantity import format_quantity, parse_quantity
 from modelgate.workload import SUPPORTED_KINDS, WorkloadError, extract_workload
 
 DEFAULT_PAGE_SIZE = 250
@@ -60,12 +60,14 @@ def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
 class _PodFacts:
     """Compact per-controller facts gathered from pods (and pod metrics)."""
 
-    __slots__ = ("cpu", "images", "memory")
+    __slots__ = ("cpu", "images", "memory", "restarts")
 
     def __init__(self) -> None:
         self.images: dict[tuple[str, str], ImageStatus] = {}
         self.cpu: Decimal | None = None
         self.memory: Decimal | None = None
+        #: container restarts summed over the pods that report a status
+        self.restarts: int | None = None
 
 
 class KubernetesSource:
@@ -258,6 +260,9 @@ class KubernetesSource:
             pod_facts = facts.setdefault(top, _PodFacts())
             for st in image_statuses_of_pod(pod):
                 pod_facts.images.setdefault((st["container"], st["image_id"] or st["image"]), st)
+            restarts = restarts_of_pod(pod)
+            if restarts is not None:
+                pod_facts.restarts = (pod_facts.restarts or 0) + restarts
             pod_usage = usage.get((ns, str(meta.get("name"))))
             if pod_usage:
                 cpu, mem = pod_usage
@@ -284,6 +289,7 @@ class KubernetesSource:
                 entry = facts.get((found.workload["namespace"], kind, found.workload["name"]))
                 if entry is not None:
                     found.runtime["image_statuses"] = list(entry.images.values())
+                    found.runtime["restarts"] = entry.restarts
                     if entry.cpu is not None and entry.memory is not None:
                         found.runtime["usage"] = _usage_dict(entry.cpu, entry.memory)
                 yield found

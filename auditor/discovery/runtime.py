@@ -3,66 +3,15 @@ and digests, summed resource requests/limits including GPUs, creation time, usag
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from auditor.discovery.base import ImageStatus, RuntimeMetadata, empty_runtime
+from modelgate.quantity import format_quantity, is_gpu_resource, parse_quantity
 from modelgate.workload import Workload
 
-GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915")
-
-_SUFFIXES: dict[str, Decimal] = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal(10**3),
-    "M": Decimal(10**6),
-    "G": Decimal(10**9),
-    "T": Decimal(10**12),
-    "P": Decimal(10**15),
-    "E": Decimal(10**18),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
-_QUANTITY = re.compile(r"^\s*([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]{0,2})\s*$")
-
-
-def parse_quantity(value: Any) -> Decimal | None:
-    """A Kubernetes resource quantity as a number (``"500m"`` -> 0.5); ``None`` if malformed."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    m = _QUANTITY.match(str(value))
-    if not m or m.group(2) not in _SUFFIXES:
-        return None
-    try:
-        return Decimal(m.group(1)) * _SUFFIXES[m.group(2)]
-    except InvalidOperation:
-        return None
-
-
-def format_quantity(resource: str, amount: Decimal) -> str:
-    """A readable quantity: CPU in millicores, memory in Mi/Gi, anything else as a number."""
-    if resource == "cpu":
-        milli = int((amount * 1000).to_integral_value())
-        return f"{milli // 1000}" if milli % 1000 == 0 else f"{milli}m"
-    if resource in ("memory", "ephemeral-storage"):
-        b = int(amount)
-        for unit, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
-            if b >= size and b % size == 0:
-                return f"{b // size}{unit}"
-        if b >= 2**20:
-            return f"{(Decimal(b) / 2**20).quantize(Decimal('0.1'))}Mi"
-        return str(b)
-    return str(amount.normalize()) if amount == amount.to_integral_value() else str(amount)
+__all__ = ["format_quantity", "parse_quantity", "runtime_from_object", "sum_resources"]
 
 
 def sum_resources(containers: Iterable[Mapping[str, Any]]) -> tuple[dict[str, dict[str, str]], int]:
@@ -84,7 +33,9 @@ def sum_resources(containers: Iterable[Mapping[str, Any]]) -> tuple[dict[str, di
                     continue
                 totals[section][str(name)] = totals[section].get(str(name), Decimal(0)) + q
     gpus = 0
-    for name in GPU_RESOURCES:
+    for name in sorted({*totals["limits"], *totals["requests"]}):
+        if not is_gpu_resource(name):
+            continue
         amount = max(
             totals["limits"].get(name, Decimal(0)), totals["requests"].get(name, Decimal(0))
         )
@@ -126,6 +77,22 @@ def image_statuses_of_pod(pod: Mapping[str, Any]) -> list[ImageStatus]:
                 )
             )
     return out
+
+
+def restarts_of_pod(pod: Mapping[str, Any]) -> int | None:
+    """Container restarts of a pod (``restartCount`` summed over its containers, init
+    containers included); ``None`` when the pod reports no container status yet."""
+    status = pod.get("status")
+    if not isinstance(status, Mapping):
+        return None
+    total: int | None = None
+    for key in ("containerStatuses", "initContainerStatuses"):
+        for cs in status.get(key) or []:
+            if not isinstance(cs, Mapping):
+                continue
+            count = _int(cs.get("restartCount"))
+            total = (total or 0) + (count or 0)
+    return total
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:
@@ -200,4 +167,5 @@ def runtime_from_object(obj: Mapping[str, Any], workload: Workload) -> RuntimeMe
         rt["created"] = str(meta["creationTimestamp"])
     if workload["kind"] == "Pod":
         rt["image_statuses"] = image_statuses_of_pod(obj)
+        rt["restarts"] = restarts_of_pod(obj)
     return rt

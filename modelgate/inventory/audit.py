@@ -271,8 +271,12 @@ def findings(
     status: str | None = None,
     cluster: str | None = None,
     type: str | None = None,
+    model: str | None = None,
+    namespace: str | None = None,
+    severity: str | None = None,
 ) -> list[FindingRecord]:
-    """Findings (of one status, cluster or type, or all), sorted by workload then type."""
+    """Findings (of one status, cluster, type, model, namespace or severity, or all), sorted
+    by workload then type."""
     with db.read() as session:
         query = select(Finding)
         if status:
@@ -281,6 +285,12 @@ def findings(
             query = query.where(Finding.cluster == cluster)
         if type:
             query = query.where(Finding.type == type)
+        if model:
+            query = query.where(Finding.model == model)
+        if namespace:
+            query = query.where(Finding.namespace == namespace)
+        if severity:
+            query = query.where(Finding.severity == severity)
         query = query.order_by(
             Finding.cluster, Finding.namespace, Finding.kind, Finding.name, Finding.type
         )

@@ -288,6 +288,42 @@ class Finding(Base):
     )
 
 
+# --- capacity: what each scan saw each model workload hold ---------------------------------
+
+
+class CapacitySample(Base):
+    """One model workload as one audit scan saw it: replicas, restarts, the requests and
+    limits of one replica (CPU cores, memory bytes, GPUs by resource name) and the measured
+    usage of all its pods. Orphans (never admitted) are sampled too; the samples of successive
+    scans are the capacity trend."""
+
+    __tablename__ = "capacity_samples"
+    __table_args__ = (Index(None, "cluster", "scan_id"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(
+        BigID, ForeignKey("audit_scans.id", ondelete="CASCADE"), index=True
+    )
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cluster: Mapped[str] = mapped_column(Text)
+    namespace: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(Text, default="")
+    #: the inventory held the workload as admitted when the scan saw it (else: an orphan)
+    registered: Mapped[bool] = mapped_column(Boolean)
+    replicas: Mapped[int | None] = mapped_column(Integer)
+    ready_replicas: Mapped[int | None] = mapped_column(Integer)
+    restarts: Mapped[int | None] = mapped_column(Integer)
+    #: {"cpu": cores, "memory": bytes, "gpu": {resource: count}} of one replica
+    requests: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: {"cpu": cores, "memory": bytes} of all pods (metrics.k8s.io); None when not reported
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
 # --- append-only decision log: triggers on both backends ------------------------------------
 
 APPEND_ONLY_MESSAGE = "the decision log is append-only"

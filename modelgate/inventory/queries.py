@@ -9,7 +9,8 @@ audit tables' reads and writes are in :mod:`modelgate.inventory.audit`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
@@ -229,6 +230,60 @@ def decision_namespaces(db: Database) -> list[str]:
     """Every namespace that appears in the decision log, sorted."""
     with db.read() as session:
         return sorted(session.scalars(select(Decision.namespace).distinct()))
+
+
+def existing_models(db: Database, names: Iterable[str]) -> set[str]:
+    """Which of ``names`` are models of the inventory (a decision or finding may name a model
+    that was never admitted)."""
+    wanted = sorted({n for n in names if n})
+    found: set[str] = set()
+    with db.read() as session:
+        for i in range(0, len(wanted), 500):
+            found.update(
+                session.scalars(select(Model.name).where(Model.name.in_(wanted[i : i + 500])))
+            )
+    return found
+
+
+def model_owners(db: Database) -> dict[str, str]:
+    """Every model's name and owner."""
+    with db.read() as session:
+        return {str(n): str(o or "") for n, o in session.execute(select(Model.name, Model.owner))}
+
+
+class DayActivity(TypedDict):
+    day: date
+    allowed: int  # allowed without warnings
+    warned: int  # allowed with warnings (warn-mode violations, expiring certifications, ...)
+    denied: int
+
+
+def decisions_per_day(db: Database, since: datetime, until: datetime) -> list[DayActivity]:
+    """Admission decisions per UTC day from ``since`` to ``until`` (every day listed, oldest
+    first)."""
+    counts: dict[date, DayActivity] = {}
+    day = since.astimezone(UTC).date()
+    last = until.astimezone(UTC).date()
+    while day <= last:
+        counts[day] = DayActivity(day=day, allowed=0, warned=0, denied=0)
+        day += timedelta(days=1)
+    stmt = (
+        select(Decision.time, Decision.allowed, Decision.warnings)
+        .where(Decision.time >= since, Decision.time <= until)
+        .execution_options(yield_per=2000)
+    )
+    with db.read() as session:
+        for time, allowed, warnings in session.execute(stmt):
+            entry = counts.get(time.astimezone(UTC).date())
+            if entry is None:
+                continue
+            if not allowed:
+                entry["denied"] += 1
+            elif warnings:
+                entry["warned"] += 1
+            else:
+                entry["allowed"] += 1
+    return list(counts.values())
 
 
 class InventoryCounts(TypedDict):

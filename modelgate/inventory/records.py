@@ -17,6 +17,7 @@ from modelgate.compliance import is_live, is_recorded
 
 if TYPE_CHECKING:
     from modelgate.inventory.models import (
+        CapacitySample,
         Certification,
         Decision,
         Deployment,
@@ -167,6 +168,46 @@ class ScanRecord(TypedDict):
     sources: list[dict[str, Any]]
     summary: dict[str, Any]
     options: dict[str, Any]
+
+
+class ResourceAmounts(TypedDict):
+    """Requests or limits of one replica (or, in capacity rows, summed over replicas)."""
+
+    cpu: float  # cores
+    memory: int  # bytes
+    gpu: dict[str, int]  # count by resource name, e.g. {"nvidia.com/gpu": 2}
+
+
+class UsageAmounts(TypedDict):
+    """Measured usage (metrics.k8s.io) of all pods of a workload."""
+
+    cpu: float  # cores
+    memory: int  # bytes
+
+
+class CapacitySampleInput(TypedDict):
+    """What one scan saw one model workload hold (see :mod:`modelgate.capacity`)."""
+
+    cluster: str
+    namespace: str
+    kind: str
+    name: str
+    model: str | None
+    version: str | None
+    owner: str
+    registered: bool  # admitted (in the inventory) when seen; False: an orphan
+    replicas: int | None  # desired
+    ready_replicas: int | None
+    restarts: int | None  # container restarts of its pods; None when the source saw no pod
+    requests: ResourceAmounts  # one replica, Kubernetes defaulting applied
+    limits: ResourceAmounts  # one replica
+    usage: UsageAmounts | None  # None where metrics.k8s.io reported nothing
+
+
+class CapacitySampleRecord(CapacitySampleInput):
+    id: int
+    scan_id: int
+    seen_at: datetime
 
 
 # --------------------------------------------------------------------------- mappers
@@ -372,6 +413,43 @@ def scan_record(s: ScanRun) -> ScanRecord:
         sources=list(s.sources or []),
         summary=dict(s.summary or {}),
         options=dict(s.options or {}),
+    )
+
+
+def _amounts(value: Mapping[str, Any] | None) -> ResourceAmounts:
+    value = value or {}
+    gpu = value.get("gpu")
+    return ResourceAmounts(
+        cpu=float(value.get("cpu") or 0.0),
+        memory=int(value.get("memory") or 0),
+        gpu={str(k): int(v) for k, v in gpu.items()} if isinstance(gpu, Mapping) else {},
+    )
+
+
+def capacity_sample_record(s: CapacitySample) -> CapacitySampleRecord:
+    usage = (
+        UsageAmounts(cpu=float(s.usage.get("cpu") or 0.0), memory=int(s.usage.get("memory") or 0))
+        if s.usage is not None
+        else None
+    )
+    return CapacitySampleRecord(
+        id=s.id,
+        scan_id=s.scan_id,
+        seen_at=s.seen_at,
+        cluster=s.cluster,
+        namespace=s.namespace,
+        kind=s.kind,
+        name=s.name,
+        model=s.model,
+        version=s.version,
+        owner=s.owner,
+        registered=s.registered,
+        replicas=s.replicas,
+        ready_replicas=s.ready_replicas,
+        restarts=s.restarts,
+        requests=_amounts(s.requests),
+        limits=_amounts(s.limits),
+        usage=usage,
     )
 
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the test-suite needs (PostgreSQL, etcd, poppler, WeasyPrint's libraries), and a
-# check that the Go toolchain on PATH can build the pinned tools (10-opa.sh, 20-helm.sh,
-# 30-kubernetes.sh).
+# Debian packages the test-suite needs (PostgreSQL, etcd, poppler, WeasyPrint's libraries, Chromium
+# for the dashboard's browser tests), and a check that the Go toolchain on PATH can build the
+# pinned tools (10-opa.sh, 20-helm.sh, 30-kubernetes.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-pkgs=(postgresql etcd-server poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 openssl)
+pkgs=(postgresql etcd-server poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 openssl chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

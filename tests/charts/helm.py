@@ -16,8 +16,10 @@ CHART = REPO_ROOT / "charts" / "modelgate"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 RELEASE = "mg"
 NAMESPACE = "modelgate"
-# the smallest valid values: only the required database Secret
-BASE_SET = {"database.existingSecret": "modelgate-database"}
+# what the webhook-centred template tests start from: an external database Secret, and the
+# dashboard left out so each kind has one object (tests/charts/test_dashboard_chart.py renders
+# the dashboard and the bundled PostgreSQL, the defaults)
+BASE_SET = {"database.existingSecret": "modelgate-database", "dashboard.enabled": "false"}
 
 
 class HelmFailed(RuntimeError):

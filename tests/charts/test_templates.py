@@ -176,8 +176,12 @@ def test_generated_tls_secret_is_signed_by_the_ca_in_the_webhook_bundle() -> Non
     assert not by_kind(objs, "Certificate") and not by_kind(objs, "Issuer")
 
 
+# the ci files render the dashboard too: these tests look at the webhook's Deployment alone
+NO_DASHBOARD = {"dashboard.enabled": "false"}
+
+
 def test_cert_manager_mode_creates_issuer_and_certificate_and_injects_the_ca() -> None:
-    objs = render(_ci("certmanager"), base=False)
+    objs = render(_ci("certmanager"), base=False, sets=NO_DASHBOARD)
     assert not by_kind(objs, "Secret")
     cert = one(objs, "Certificate")
     issuer = one(objs, "Issuer")
@@ -204,7 +208,7 @@ def test_cert_manager_mode_can_use_an_existing_cluster_issuer() -> None:
 
 
 def test_existing_secret_mode_uses_the_secret_and_the_given_ca_bundle() -> None:
-    objs = render(_ci("existing-secret"), base=False)
+    objs = render(_ci("existing-secret"), base=False, sets=NO_DASHBOARD)
     assert not by_kind(objs, "Secret") and not by_kind(objs, "Certificate")
     expected = yaml.safe_load((CHART / "ci" / "existing-secret-values.yaml").read_text())
     bundle = expected["tls"]["existingSecret"]["caBundle"]
@@ -292,8 +296,11 @@ def test_bad_availability_values_fail_with_a_clear_message(
     assert message in render_error(sets=sets)
 
 
-def test_database_secret_is_required() -> None:
-    assert "database.existingSecret is required" in render_error(base=False)
+def test_a_database_is_required() -> None:
+    """Without the bundled PostgreSQL, a database Secret or URL is required (said once)."""
+    error = render_error(base=False, sets={"postgresql.enabled": "false"})
+    assert "no database: set database.existingSecret" in error
+    assert error.count("no database") == 1
 
 
 # --------------------------------------------------------------------------- pod hardening
@@ -387,7 +394,7 @@ def test_inline_policies_replace_the_bundle() -> None:
 
 
 def test_existing_policy_configmap_is_mounted_and_none_is_created() -> None:
-    objs = render(_ci("existing-secret"), base=False)
+    objs = render(_ci("existing-secret"), base=False, sets=NO_DASHBOARD)
     assert not by_kind(objs, "ConfigMap")
     vol = _policy_volume(objs)
     assert vol["configMap"]["name"] == "my-modelgate-policies"
@@ -407,7 +414,7 @@ def test_bad_policy_values_fail_with_a_clear_message(sets: dict[str, str], messa
 
 
 def test_opa_sidecar_mode_switches_the_engine_to_an_empty_loopback_opa() -> None:
-    objs = render(_ci("opa-sidecar"), base=False)
+    objs = render(_ci("opa-sidecar"), base=False, sets=NO_DASHBOARD)
     webhook = _container(objs)
     env = _env(webhook)
     assert env["MODELGATE_POLICY_ENGINE"] == "opa"

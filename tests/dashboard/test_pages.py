@@ -83,7 +83,8 @@ def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
     assert _card(html, "certs-expiring") == "1"
     assert _card(html, "readiness-status") == "not ready"
     assert "prod/lab/rogue" in html
-    assert html.count("<svg") == 4  # tier, status, findings, field gaps
+    # tier, status, findings, field gaps; decisions per day, findings per scan, models per week
+    assert html.count("<svg") == 7
     assert 'aria-label="Models by risk tier"' in html
     assert "EU-AI-Act" in html and "5 days ago" in html
     assert "ISO-42001" in html and "in 10 days" in html
@@ -98,7 +99,9 @@ def test_empty_inventory_shows_helpful_empty_states(empty_client: FlaskClient) -
     assert _card(html, "count-models") == "0"
     assert _card(html, "doc-percent") == "—"
     assert "No audit scan recorded yet" in html
-    assert "no audit scan recorded: run `modelgate audit`" in html.replace("&#96;", "`")
+    # the reason's command is shown as code, not as literal backticks
+    assert "no audit scan recorded: run <code>modelgate audit</code>" in html
+    assert "`" not in html.replace("&#96;", "`")
     assert "holds no model yet" in _text(empty_client, "/models")
     assert "No admission decision recorded yet" in _text(empty_client, "/decisions")
     assert "No open finding" in _text(empty_client, "/findings")
@@ -219,7 +222,7 @@ def test_decisions_filter_by_outcome_and_namespace_and_paginate(
     assert len(set(seen)) == 56  # no row on both pages, none skipped
 
     html = _text(seeded_client, "/decisions?decision=denied&namespace=batch")
-    assert "55 decision(s) · page 1 of 2" in html
+    assert "55 decisions · page 1 of 2" in html
     assert 'rel="next" href="?decision=denied&amp;namespace=batch&amp;page=2"' in html
     html2 = _text(seeded_client, "/decisions?decision=denied&namespace=batch&page=2")
     assert "page 2 of 2" in html2 and 'rel="prev"' in html2 and 'rel="next"' not in html2
@@ -323,7 +326,7 @@ def test_findings_are_paginated(sqlite_db: Database, seeded_client: FlaskClient)
     names = {f["name"] for f in first["findings"] + second["findings"]}
     assert len(names) == 130
     html = _text(seeded_client, "/findings?type=drift")
-    assert "130 finding(s) · page 1 of 2" in html
+    assert "130 findings · page 1 of 2" in html
     assert 'rel="next" href="?type=drift&amp;page=2"' in html
 
 

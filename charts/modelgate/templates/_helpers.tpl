@@ -82,6 +82,11 @@ app.kubernetes.io/component: webhook
 {{/* Validation of value combinations: included by every always-rendered template. ---------- */}}
 
 {{- define "modelgate.validate" -}}
+{{- /* every template includes this; report a bad value once, not once per template */ -}}
+{{- if not (hasKey .Values "__modelgateValidated") -}}
+{{- $_ := set .Values "__modelgateValidated" true -}}
+{{- include "modelgate.validateDatabase" . -}}
+{{- include "modelgate.validateDashboard" . -}}
 {{- $modes := list "certManager" "generated" "existingSecret" -}}
 {{- if not (has .Values.tls.mode $modes) -}}
 {{- fail (printf "tls.mode must be one of certManager, generated, existingSecret (got %q)" (toString .Values.tls.mode)) -}}
@@ -142,9 +147,6 @@ app.kubernetes.io/component: webhook
 {{- if and (eq .Values.policies.source "existingConfigMap") (not .Values.policies.existingConfigMap.name) -}}
 {{- fail "policies.source=existingConfigMap needs policies.existingConfigMap.name" -}}
 {{- end -}}
-{{- if not .Values.database.existingSecret -}}
-{{- fail "database.existingSecret is required: a Secret in the release namespace holding the PostgreSQL URL under database.urlKey (default `url`); the replicated, read-only webhook pods cannot use SQLite" -}}
-{{- end -}}
 {{- if not (has .Values.config.failureMode (list "closed" "open")) -}}
 {{- fail (printf "config.failureMode must be closed or open (got %q)" (toString .Values.config.failureMode)) -}}
 {{- end -}}
@@ -153,6 +155,7 @@ app.kubernetes.io/component: webhook
 {{- end -}}
 {{- if not .Values.clusterName -}}
 {{- fail "clusterName must not be empty (it names this cluster in the inventory)" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -205,8 +208,8 @@ stays valid. The result is memoised in $.Values so every template sees the same 
 - name: MODELGATE_DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.database.existingSecret }}
-      key: {{ .Values.database.urlKey }}
+      name: {{ include "modelgate.databaseSecretName" . }}
+      key: {{ include "modelgate.databaseUrlKey" . }}
 - name: MODELGATE_CLUSTER_NAME
   value: {{ .Values.clusterName | quote }}
 - name: MODELGATE_POLICY_DIR
@@ -260,4 +263,104 @@ loader, serve *.rego modules (not *_test.rego) and data.{json,yaml,yml} files */
         path: {{ $path }}
       {{- end }}
     {{- end }}
+{{- end -}}
+
+
+{{/* Database ------------------------------------------------------------------------------
+Where the PostgreSQL URL comes from: database.existingSecret (key database.urlKey), else a
+Secret the chart makes from database.url, else the bundled trial PostgreSQL's Secret. */}}
+{{- define "modelgate.databaseMode" -}}
+{{- if .Values.database.existingSecret -}}existingSecret
+{{- else if .Values.database.url -}}url
+{{- else if .Values.postgresql.enabled -}}bundled
+{{- end -}}
+{{- end -}}
+
+{{- define "modelgate.postgresqlName" -}}
+{{- printf "%s-postgresql" (include "modelgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "modelgate.databaseSecretName" -}}
+{{- $mode := include "modelgate.databaseMode" . -}}
+{{- if eq $mode "existingSecret" -}}{{ .Values.database.existingSecret }}
+{{- else if eq $mode "url" -}}{{ printf "%s-database" (include "modelgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- else -}}{{ include "modelgate.postgresqlName" . }}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelgate.databaseUrlKey" -}}
+{{- if eq (include "modelgate.databaseMode" .) "existingSecret" -}}{{ .Values.database.urlKey }}{{- else -}}url{{- end -}}
+{{- end -}}
+
+{{/* The dashboard's database credentials: its own (read-only) Secret when given. */}}
+{{- define "modelgate.dashboardDatabaseSecretName" -}}
+{{- default (include "modelgate.databaseSecretName" .) .Values.dashboard.database.existingSecret -}}
+{{- end -}}
+
+{{- define "modelgate.dashboardDatabaseUrlKey" -}}
+{{- if .Values.dashboard.database.existingSecret -}}{{ .Values.dashboard.database.urlKey }}{{- else -}}{{ include "modelgate.databaseUrlKey" . }}{{- end -}}
+{{- end -}}
+
+{{/* The bundled PostgreSQL's password: generated once, read back from its Secret (`lookup`) on
+upgrades so the database keeps accepting it; memoised like the generated TLS material. */}}
+{{- define "modelgate.postgresqlPassword" -}}
+{{- if not (hasKey .Values "__modelgatePostgresqlPassword") -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "modelgate.postgresqlName" .) -}}
+{{- $password := "" -}}
+{{- if and $existing $existing.data (hasKey $existing.data "password") -}}
+{{- $password = index $existing.data "password" | b64dec -}}
+{{- else -}}
+{{- $password = randAlphaNum 32 -}}
+{{- end -}}
+{{- $_ := set .Values "__modelgatePostgresqlPassword" $password -}}
+{{- end -}}
+{{- index .Values "__modelgatePostgresqlPassword" -}}
+{{- end -}}
+
+{{- define "modelgate.postgresqlSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: postgresql
+{{- end -}}
+
+{{- define "modelgate.dashboardName" -}}
+{{- printf "%s-dashboard" (include "modelgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "modelgate.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: dashboard
+{{- end -}}
+
+{{- define "modelgate.validateDatabase" -}}
+{{- if and .Values.database.existingSecret .Values.database.url -}}
+{{- fail "database.existingSecret and database.url are both set: give the PostgreSQL URL one way (an existing Secret is preferred: the URL holds a password)" -}}
+{{- end -}}
+{{- if not (include "modelgate.databaseMode" .) -}}
+{{- fail "no database: set database.existingSecret (a Secret in the release namespace holding the PostgreSQL URL under database.urlKey, default `url`) or database.url, or leave postgresql.enabled=true for the bundled trial PostgreSQL; the replicated, read-only webhook pods cannot use SQLite" -}}
+{{- end -}}
+{{- if and .Values.database.url (not (regexMatch "^postgres(ql)?(\\+psycopg)?://" .Values.database.url)) -}}
+{{- fail (printf "database.url must be a postgresql:// URL (got the scheme %q)" (regexFind "^[A-Za-z0-9+.-]*:" .Values.database.url)) -}}
+{{- end -}}
+{{- if and .Values.dashboard.database.existingSecret (not .Values.dashboard.enabled) -}}
+{{- fail "dashboard.database.existingSecret is set but dashboard.enabled is false" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelgate.validateDashboard" -}}
+{{- if .Values.dashboard.enabled -}}
+{{- if lt (int .Values.dashboard.replicaCount) 1 -}}
+{{- fail "dashboard.replicaCount must be at least 1 (or set dashboard.enabled=false)" -}}
+{{- end -}}
+{{- $exposed := or .Values.dashboard.ingress.enabled (ne .Values.dashboard.service.type "ClusterIP") -}}
+{{- if and $exposed (not .Values.dashboard.allowAnonymous) -}}
+{{- fail "the dashboard has no sign-in of its own yet: exposing it (dashboard.ingress.enabled or a dashboard.service.type other than ClusterIP) needs dashboard.allowAnonymous=true, which acknowledges that whatever is in front of it (an authenticating proxy such as oauth2-proxy, ingress auth annotations) must authenticate every user" -}}
+{{- end -}}
+{{- if and .Values.dashboard.ingress.enabled (not .Values.dashboard.ingress.host) -}}
+{{- fail "dashboard.ingress.enabled needs dashboard.ingress.host" -}}
+{{- end -}}
+{{- else if .Values.dashboard.ingress.enabled -}}
+{{- fail "dashboard.ingress.enabled needs dashboard.enabled" -}}
+{{- end -}}
 {{- end -}}

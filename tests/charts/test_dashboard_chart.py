@@ -1,0 +1,231 @@
+"""charts/modelgate's dashboard and bundled trial PostgreSQL, on rendered YAML: the defaults
+(no values at all) make a working trial system, the pods are hardened, the dashboard is not
+exposed without a value saying so, read-only credentials are used when given, and bad database
+combinations fail once with a clear message."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.charts.helm import CHART, by_kind, helm, one, render, render_error
+
+NO_VALUES: dict[str, str] = {}
+
+
+def _defaults(**sets: str) -> list[dict[str, Any]]:
+    return render(base=False, sets=sets or NO_VALUES)
+
+
+def _named(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in by_kind(objs, kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {[o['metadata']['name'] for o in by_kind(objs, kind)]}"
+    return found[0]
+
+
+def _pod(obj: dict[str, Any]) -> dict[str, Any]:
+    if obj["kind"] == "CronJob":
+        spec: dict[str, Any] = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return spec
+    pod: dict[str, Any] = obj["spec"]["template"]["spec"]
+    return pod
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def _database_ref(obj: dict[str, Any]) -> dict[str, str]:
+    ref: dict[str, str] = _env(_pod(obj)["containers"][0])["MODELGATE_DATABASE_URL"]["secretKeyRef"]
+    return ref
+
+
+def test_no_values_render_a_trial_system_with_a_bundled_postgresql() -> None:
+    objs = _defaults()
+    sts = _named(objs, "StatefulSet", "mg-modelgate-postgresql")
+    assert sts["spec"]["replicas"] == 1
+    assert "not for production" in sts["metadata"]["annotations"]["modelgate.dev/note"]
+    claim = sts["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    image = _pod(sts)["containers"][0]["image"]
+    assert image == "docker.io/library/postgres:16.4-bookworm" and not image.endswith(":latest")
+    svc = _named(objs, "Service", "mg-modelgate-postgresql")
+    assert svc["spec"]["ports"][0]["port"] == 5432
+
+    secret = _named(objs, "Secret", "mg-modelgate-postgresql")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    url = urlparse(base64.b64decode(secret["data"]["url"]).decode())
+    assert len(password) == 32 and password.isalnum()
+    assert (url.scheme, url.username, url.password) == ("postgresql", "modelgate", password)
+    assert (url.hostname, url.port, url.path) == (
+        "mg-modelgate-postgresql.modelgate.svc",
+        5432,
+        "/modelgate",
+    )
+    env = _env(_pod(sts)["containers"][0])
+    assert env["POSTGRES_PASSWORD"]["secretKeyRef"] == {
+        "name": "mg-modelgate-postgresql",
+        "key": "password",
+    }
+
+    # every process of the chart reads that URL
+    for obj in [*by_kind(objs, "Deployment"), one(objs, "Job"), one(objs, "CronJob")]:
+        assert _database_ref(obj) == {"name": "mg-modelgate-postgresql", "key": "url"}, obj[
+            "metadata"
+        ]["name"]
+    # the database is created by the release: the first migration runs after it
+    job = one(objs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+
+
+def test_an_external_database_replaces_the_bundled_one() -> None:
+    objs = _defaults(**{"database.existingSecret": "prod-db"})
+    assert not by_kind(objs, "StatefulSet")
+    assert not [s for s in by_kind(objs, "Secret") if "postgresql" in s["metadata"]["name"]]
+    assert one(objs, "Job")["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    for obj in by_kind(objs, "Deployment"):
+        assert _database_ref(obj) == {"name": "prod-db", "key": "url"}
+
+    url = "postgresql://mg:secret@db.example.com:5432/modelgate"
+    objs = _defaults(**{"database.url": url})
+    assert not by_kind(objs, "StatefulSet")
+    secret = _named(objs, "Secret", "mg-modelgate-database")
+    assert base64.b64decode(secret["data"]["url"]).decode() == url
+    for obj in by_kind(objs, "Deployment"):
+        assert _database_ref(obj) == {"name": "mg-modelgate-database", "key": "url"}
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        ({"postgresql.enabled": "false"}, "no database: set database.existingSecret"),
+        (
+            {"database.existingSecret": "a", "database.url": "postgresql://u:p@h/db"},
+            "database.existingSecret and database.url are both set",
+        ),
+        ({"database.url": "mysql://root:hunter2@h/db"}, 'got the scheme "mysql:"'),
+        ({"dashboard.ingress.enabled": "true"}, "needs dashboard.allowAnonymous=true"),
+        ({"dashboard.service.type": "LoadBalancer"}, "needs dashboard.allowAnonymous=true"),
+        (
+            {"dashboard.ingress.enabled": "true", "dashboard.allowAnonymous": "true"},
+            "dashboard.ingress.enabled needs dashboard.ingress.host",
+        ),
+        ({"dashboard.replicaCount": "0"}, "dashboard.replicaCount must be at least 1"),
+    ],
+)
+def test_bad_database_and_dashboard_values_fail_once_with_a_clear_message(
+    sets: dict[str, str], message: str
+) -> None:
+    error = render_error(base=False, sets=sets)
+    assert message in error
+    assert "hunter2" not in error  # a database password never appears in an error
+    # helm lint reports `fail` per template that hits it: the chart says it once
+    lint = helm(
+        "lint",
+        str(CHART),
+        *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")],
+        check=False,
+    )
+    assert lint.stderr.count(message) == 1, lint.stderr
+
+
+def test_dashboard_is_deployed_hardened_and_cluster_internal_by_default() -> None:
+    objs = _defaults()
+    dep = _named(objs, "Deployment", "mg-modelgate-dashboard")
+    spec = _pod(dep)
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = spec["containers"][0]
+    assert c["args"][:5] == ["dashboard", "--host", "0.0.0.0", "--port", "8080"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert not c["image"].endswith(":latest")
+    env = _env(c)
+    assert env["MODELGATE_SCAN_INTERVAL_SECONDS"] == "86400"
+    assert env["MODELGATE_POLICY_DIR"] == "/etc/modelgate/policies"
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/modelgate/policies", "/tmp"}
+    svc = _named(objs, "Service", "mg-modelgate-dashboard")
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    assert dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "dashboard"
+    assert not by_kind(objs, "Ingress")
+
+
+def test_postgresql_pod_is_hardened() -> None:
+    spec = _pod(_named(_defaults(), "StatefulSet", "mg-modelgate-postgresql"))
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 999,
+        "runAsGroup": 999,
+        "fsGroup": 999,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    c = spec["containers"][0]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts == {
+        "data": "/var/lib/postgresql/data",
+        "run": "/var/run/postgresql",
+        "tmp": "/tmp",
+    }
+    assert _env(c)["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert c["readinessProbe"]["exec"]["command"][0] == "pg_isready"
+
+
+def test_dashboard_reads_with_its_own_read_only_credentials_when_given() -> None:
+    objs = _defaults(
+        **{
+            "database.existingSecret": "rw-db",
+            "dashboard.database.existingSecret": "ro-db",
+            "dashboard.database.urlKey": "reader-url",
+        }
+    )
+    assert _database_ref(_named(objs, "Deployment", "mg-modelgate-dashboard")) == {
+        "name": "ro-db",
+        "key": "reader-url",
+    }
+    assert _database_ref(_named(objs, "Deployment", "mg-modelgate")) == {
+        "name": "rw-db",
+        "key": "url",
+    }
+    assert _database_ref(one(objs, "CronJob")) == {"name": "rw-db", "key": "url"}
+
+
+def test_ingress_only_when_asked_for_and_acknowledged() -> None:
+    objs = _defaults(
+        **{
+            "dashboard.allowAnonymous": "true",
+            "dashboard.ingress.enabled": "true",
+            "dashboard.ingress.host": "mg.example.com",
+            "dashboard.ingress.className": "nginx",
+        }
+    )
+    ingress = one(objs, "Ingress")
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == "mg.example.com"
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "mg-modelgate-dashboard", "port": {"name": "http"}}
+
+
+def test_dashboard_can_be_left_out() -> None:
+    objs = _defaults(**{"dashboard.enabled": "false"})
+    assert [d["metadata"]["name"] for d in by_kind(objs, "Deployment")] == ["mg-modelgate"]
+    assert "mg-modelgate-dashboard" not in {s["metadata"]["name"] for s in by_kind(objs, "Service")}
+
+
+def test_auth_values_have_a_documented_place() -> None:
+    values = (CHART / "values.yaml").read_text(encoding="utf-8")
+    block = values.split("\ndashboard:\n", 1)[1]
+    assert "# -- Reserved for the dashboard's own sign-in" in block.split("auth: {}", 1)[0]
