@@ -599,15 +599,17 @@ class _Verifier:
                         f"signed at {when} recorded {cp['entry_hash']} for entry {cp['seq']}",
                     )
                 continue
-            if row is not None and cp["seq"] == row.seq:
+            # (a segment's checkpoint is read after its entries: it is the last one's)
+            entry = row if row is not None else self.prev
+            if entry is not None and cp["seq"] == entry.seq:
                 self._check_signature(cp)
-                if cp["entry_hash"] != row.entry_hash:
+                if cp["entry_hash"] != entry.entry_hash:
                     self.report(
                         "edited",
-                        row.seq,
+                        entry.seq,
                         cp["entry_hash"],
-                        row.entry_hash,
-                        f"entry {row.seq} does not hold the hash the checkpoint signed at "
+                        entry.entry_hash,
+                        f"entry {entry.seq} does not hold the hash the checkpoint signed at "
                         f"{when} recorded: it was changed after that checkpoint",
                     )
                 continue
