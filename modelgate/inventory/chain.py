@@ -48,7 +48,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -61,9 +61,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import Column, Table, delete, exc, func, insert, select, text, update
+from sqlalchemy import JSON, Column, Table, delete, exc, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 
 from modelgate.inventory.base import utcnow
 from modelgate.inventory.db import (
@@ -821,20 +822,141 @@ def _entries(first: int, last: int) -> str:
     return f"entry {first} was" if first == last else f"entries {first}-{last} were"
 
 
-def _rows(connection: Connection, chained: ChainedLog, from_seq: int | None) -> Iterator[Row]:
-    """Every entry in ``seq`` order, streamed (server-side cursor on PostgreSQL)."""
-    table = chained.table
-    columns = chained.logged_columns
-    names = [c.name for c in columns]
-    stmt = select(table.c.seq, table.c.prev_hash, table.c.entry_hash, *columns).order_by(
-        table.c.seq
+Encoder = Callable[[Sequence[Any]], bytes]
+
+_json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(
+        _canonical_value(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
     )
+
+
+def _encode_text(value: Any) -> str:
+    return _json_string(value) if type(value) is str else _dumps(value)
+
+
+def _encode_bool(value: Any) -> str:
+    return "true" if value else "false"  # SQLite hands out 0 / 1
+
+
+def _encode_int(value: Any) -> str:
+    return str(int(value))
+
+
+def _encode_timestamp(value: Any) -> str:
+    if type(value) is str:  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", the UTC wall time
+        if len(value) == 26 and value[10] == " ":
+            return '"' + value[:10] + "T" + value[11:] + 'Z"'
+        value = datetime.fromisoformat(value)
+    return '"' + _timestamp(value) + '"'
+
+
+def _encode_json(value: Any) -> str:
+    if type(value) is str:  # SQLite: JSON text
+        if value == "[]":
+            return "[]"
+        value = json.loads(value)
+    elif type(value) is list and not value:
+        return "[]"
+    return _dumps(value)
+
+
+def _encode_date(value: Any) -> str:
+    return '"' + (value if type(value) is str else value.isoformat()) + '"'
+
+
+def _kind(column: Column[Any]) -> str:
+    """json / timestamp / date / bool / int / text / other: how a column is encoded."""
+    type_: Any = column.type
+    while isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    python_type: Any
+    try:
+        python_type = type_.python_type
+    except NotImplementedError:
+        python_type = None
+    if isinstance(type_, JSON) or python_type in (dict, list):
+        return "json"
+    kinds = {datetime: "timestamp", date: "date", bool: "bool", int: "int", str: "text"}
+    return kinds.get(python_type, "other")
+
+
+_ENCODERS: dict[str, Callable[[Any], str]] = {
+    "json": _encode_json,
+    "timestamp": _encode_timestamp,
+    "date": _encode_date,
+    "bool": _encode_bool,
+    "int": _encode_int,
+    "text": _encode_text,
+    "other": _dumps,
+}
+
+
+def encoder(chained: ChainedLog) -> tuple[list[Column[Any]], Encoder]:
+    """The logged columns in key order and a function from their raw database values (as
+    :func:`_rows` selects them, before SQLAlchemy's type processing) to the canonical
+    content: byte for byte what :func:`canonical` gives for the typed values, many times
+    faster."""
+    columns = sorted(chained.logged_columns, key=lambda c: c.name)
+    # one unrolled function per log (no per-value loop or zip): the hot path of `verify`
+    namespace: dict[str, Any] = {"_json_string": _json_string, "_dumps": _dumps}
+    lines = ["def encode(values):", "    out = []", "    append = out.append"]
+    for i, column in enumerate(columns):
+        kind = _kind(column)
+        namespace[f"key{i}"] = _json_string(column.name) + ":"
+        namespace[f"enc{i}"] = _ENCODERS[kind]
+        lines += [f"    v = values[{i}]", "    if v is not None:"]
+        if kind == "text":  # inlined: most columns are text
+            lines.append(
+                f"        append(key{i} + (_json_string(v) if v.__class__ is str else _dumps(v)))"
+            )
+        else:
+            lines.append(f"        append(key{i} + enc{i}(v))")
+    lines.append('    return ("{" + ",".join(out) + "}").encode("utf-8")')
+    exec("\n".join(lines), namespace)  # generated from the column names only
+    encode: Encoder = namespace["encode"]
+    return columns, encode
+
+
+def _select_expression(column: Column[Any], dialect: str, quoted: str) -> str:
+    """How :func:`_rows` reads a column: on PostgreSQL, JSON as its text and timestamps as
+    UTC text in SQLite's layout, which the encoders read faster than the driver's objects."""
+    if dialect == "postgresql":
+        kind = _kind(column)
+        if kind == "json":
+            return f"{quoted}::text"
+        if kind == "timestamp":
+            return f"to_char({quoted} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+    return quoted
+
+
+def _rows(connection: Connection, chained: ChainedLog, from_seq: int | None) -> Iterator[Row]:
+    """Every entry in ``seq`` order, streamed (a server-side cursor on PostgreSQL), with its
+    canonical content computed from the raw values."""
+    columns, encode = encoder(chained)
+    quote = connection.dialect.identifier_preparer.quote
+    dialect = connection.dialect.name
+    names = ", ".join(
+        [
+            *(quote(n) for n in CHAIN_COLUMNS),
+            *(_select_expression(c, dialect, quote(c.name)) for c in columns),
+        ]
+    )
+    sql = f"SELECT {names} FROM {quote(chained.table.name)}"
     if from_seq is not None:
-        stmt = stmt.where(table.c.seq >= from_seq)
-    result = connection.execute(stmt.execution_options(yield_per=STREAM_BATCH))
+        sql += f" WHERE seq >= {int(from_seq)}"
+    result = connection.exec_driver_sql(
+        sql + " ORDER BY seq",
+        execution_options={"stream_results": True, "yield_per": STREAM_BATCH},
+    )
     for values in result:
-        content = canonical(dict(zip(names, values[3:], strict=True)))
-        yield Row(int(values[0]), str(values[1]), str(values[2]), content)
+        yield Row(int(values[0]), str(values[1]), str(values[2]), encode(values[3:]))
 
 
 def verify_log(

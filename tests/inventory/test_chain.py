@@ -159,6 +159,42 @@ def test_hashes_are_the_documented_form_of_the_stored_row(sqlite_db: Database) -
     assert row["entry_hash"] == expected
 
 
+def test_the_verifiers_encoder_gives_the_canonical_form_of_the_typed_values(
+    db: Database,
+) -> None:
+    recorder = Recorder(database=db, auto_migrate=False)
+    odd = AdmissionEvent(
+        time=datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC),  # no microseconds
+        uid='quote " backslash \\ tab \t',
+        user="zoë@例え.jp",
+        operation="UPDATE",
+        cluster="prod",
+        kind="Deployment",
+        namespace="ml",
+        name="odd",
+        allowed=False,
+        is_model=False,
+        violations=("ünïcode ✗", 'with "quotes"', "line\nbreak"),
+        warnings=("w",),
+        error="engine timeout",
+    )
+    recorder.record(odd)
+    record(db, 2)
+    log = chain.LOGS["decisions"]
+    columns, encode = chain.encoder(log)
+    names = [c.name for c in columns]
+    quoted = ", ".join(f'"{n}"' for n in names)
+    with db.engine.connect() as conn:
+        raw = conn.exec_driver_sql(f"SELECT {quoted} FROM decisions ORDER BY seq").all()
+        typed = conn.execute(
+            log.table.select().with_only_columns(*columns).order_by(log.table.c.seq)
+        ).all()
+    assert len(raw) == 3
+    for raw_values, typed_values in zip(raw, typed, strict=True):
+        assert encode(raw_values) == chain.canonical(dict(zip(names, typed_values, strict=True)))
+    assert problems(db) == []
+
+
 def test_a_nullable_column_added_later_leaves_the_older_hashes_valid(db: Database) -> None:
     record(db, 3)
     with db.engine.begin() as conn:
