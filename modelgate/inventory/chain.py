@@ -47,13 +47,13 @@ import base64
 import hashlib
 import json
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, TypedDict
+from typing import IO, Any, Literal, NamedTuple, TypedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -164,10 +164,7 @@ def canonical(fields: Mapping[str, Any]) -> bytes:
 
 def entry_hash(prev_hash: str, content: bytes) -> str:
     """SHA-256 (hex) of the previous hash, a newline and the canonical content."""
-    digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(b"\n")
-    digest.update(content)
-    return digest.hexdigest()
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + content).hexdigest()
 
 
 # --------------------------------------------------------------------------- writing
@@ -481,8 +478,7 @@ class LogReport(TypedDict):
     problems_total: int
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One entry as the verifier sees it."""
 
     seq: int
@@ -515,8 +511,8 @@ class _Verifier:
     #: an entry whose content does not match its hash, until its successor tells whether it
     #: was edited (the successor links to it) or inserted (the successor skips it)
     suspect: _Pending | None = None
-    #: hashes of recent entries -> their seq (to name moved entries)
-    recent: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    #: (hash, seq) of recent entries (to name moved entries)
+    recent: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=WINDOW))
     #: prev_hash of entries whose link is broken -> that entry, until resolved
     unlinked: OrderedDict[str, int] = field(default_factory=OrderedDict)
     reported: set[int] = field(default_factory=set)
@@ -638,9 +634,14 @@ class _Verifier:
     # -- entries -------------------------------------------------------------------------
 
     def _remember(self, row: Row) -> None:
-        self.recent[row.entry_hash] = row.seq
-        if len(self.recent) > WINDOW:
-            self.recent.popitem(last=False)
+        self.recent.append((row.entry_hash, row.seq))
+
+    def _recent_seq(self, hash_: str) -> int | None:
+        """The seq of a recent entry with this hash (only looked up when a link breaks)."""
+        for h, seq in reversed(self.recent):
+            if h == hash_:
+                return seq
+        return None
 
     def _resolve_suspect(self, row: Row | None) -> None:
         """The suspect (content not matching its hash) is inserted when ``row`` links to the
@@ -670,11 +671,26 @@ class _Verifier:
         self.reported.add(s.row.seq)
 
     def add(self, row: Row) -> None:
+        prev = self.prev
+        # the fast path: the next entry, linked to the previous one, its hash right
+        if (
+            prev is not None
+            and row.seq == prev.seq + 1
+            and row.prev_hash == prev.entry_hash
+            and self.suspect is None
+            and not self.unlinked
+            and (self._next_cp is None or self._next_cp["seq"] > row.seq)
+            and entry_hash(row.prev_hash, row.content) == row.entry_hash
+        ):
+            self.entries += 1
+            self.recent.append((row.entry_hash, row.seq))
+            self.prevprev_hash = prev.entry_hash
+            self.prev = row
+            return
         self.entries += 1
         if self.first_seq is None:
             self.first_seq = row.seq
         self._checkpoints_up_to(row)
-        prev = self.prev
         expected_seq = (prev.seq if prev is not None else self.anchor_seq) + 1
         expected_prev = prev.entry_hash if prev is not None else self.anchor_hash
         self_ok = entry_hash(row.prev_hash, row.content) == row.entry_hash
@@ -722,8 +738,7 @@ class _Verifier:
                         f"{row.seq} links to the entry before it)",
                     )
                     self.reported.add(prev.seq)
-            elif row.prev_hash in self.recent:
-                earlier = self.recent[row.prev_hash]
+            elif (earlier := self._recent_seq(row.prev_hash)) is not None:
                 self.report(
                     "reordered",
                     row.seq,
@@ -905,21 +920,34 @@ def encoder(chained: ChainedLog) -> tuple[list[Column[Any]], Encoder]:
     faster."""
     columns = sorted(chained.logged_columns, key=lambda c: c.name)
     # one unrolled function per log (no per-value loop or zip): the hot path of `verify`
-    namespace: dict[str, Any] = {"_json_string": _json_string, "_dumps": _dumps}
-    lines = ["def encode(values):", "    out = []", "    append = out.append"]
+    namespace: dict[str, Any] = {"js": _json_string, "dumps": _dumps}
+    names = ", ".join(f"v{i}" for i in range(len(columns)))
+    parts: list[str] = []
     for i, column in enumerate(columns):
         kind = _kind(column)
-        namespace[f"key{i}"] = _json_string(column.name) + ":"
-        namespace[f"enc{i}"] = _ENCODERS[kind]
-        lines += [f"    v = values[{i}]", "    if v is not None:"]
+        namespace[f"k{i}"] = _json_string(column.name) + ":"
+        namespace[f"e{i}"] = _ENCODERS[kind]
+        v = f"v{i}"
         if kind == "text":  # inlined: most columns are text
-            lines.append(
-                f"        append(key{i} + (_json_string(v) if v.__class__ is str else _dumps(v)))"
-            )
+            value = f"(js({v}) if {v}.__class__ is str else dumps({v}))"
+        elif kind == "bool":
+            value = f'("true" if {v} else "false")'
+        elif kind == "json":
+            value = f'("[]" if {v} == "[]" else e{i}({v}))'
         else:
-            lines.append(f"        append(key{i} + enc{i}(v))")
-    lines.append('    return ("{" + ",".join(out) + "}").encode("utf-8")')
-    exec("\n".join(lines), namespace)  # generated from the column names only
+            value = f"e{i}({v})"
+        # a NULL column is left out; a NOT NULL one cannot be NULL (if it were, its value
+        # would no longer match the hash: reported as edited)
+        if column.nullable or kind not in ("text", "bool"):
+            parts.append(f"(k{i} + {value} if {v} is not None else None)")
+        else:
+            parts.append(f"k{i} + {value}")
+    source = (
+        f"def encode(values):\n    {names}, = values\n"
+        f"    parts = [{', '.join(parts)}]\n"
+        '    return ("{" + ",".join(filter(None, parts)) + "}").encode("utf-8")\n'
+    )
+    exec(source, namespace)  # generated from the column names and types only
     encode: Encoder = namespace["encode"]
     return columns, encode
 
@@ -951,12 +979,18 @@ def _rows(connection: Connection, chained: ChainedLog, from_seq: int | None) -> 
     sql = f"SELECT {names} FROM {quote(chained.table.name)}"
     if from_seq is not None:
         sql += f" WHERE seq >= {int(from_seq)}"
-    result = connection.exec_driver_sql(
-        sql + " ORDER BY seq",
-        execution_options={"stream_results": True, "yield_per": STREAM_BATCH},
-    )
-    for values in result:
-        yield Row(int(values[0]), str(values[1]), str(values[2]), encode(values[3:]))
+    sql += " ORDER BY seq"
+    # the driver's own cursor (a server-side one on PostgreSQL), inside the connection's
+    # transaction: SQLAlchemy's result machinery would double the time per entry
+    raw: Any = connection.connection.dbapi_connection
+    cursor = raw.cursor(name="modelgate_log_verify") if dialect == "postgresql" else raw.cursor()
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(STREAM_BATCH):
+            for values in batch:
+                yield Row(values[0], values[1], values[2], encode(values[3:]))
+    finally:
+        cursor.close()
 
 
 def verify_log(
