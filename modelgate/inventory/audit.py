@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import exc, select
 
-from modelgate.compliance import NOT_RUNNING, RUNNING, is_recorded
+from modelgate.compliance import NOT_RUNNING, RUNNING, due_date, is_recorded
 from modelgate.inventory.base import utcnow
 from modelgate.inventory.db import (
     Database,
@@ -102,9 +102,16 @@ def start_scan(
 
 
 def record_findings(
-    db: Database, scan_id: int, findings: Sequence[FindingInput], seen_at: datetime
+    db: Database,
+    scan_id: int,
+    findings: Sequence[FindingInput],
+    seen_at: datetime,
+    *,
+    remediation_days: Mapping[str, int] | None = None,
 ) -> None:
-    """Upsert findings seen by ``scan_id`` (open them, or reopen resolved ones)."""
+    """Upsert findings seen by ``scan_id`` (open them, or reopen resolved ones), each due
+    ``remediation_days[severity]`` days after it was first seen (no due date without)."""
+    windows = dict(remediation_days or {})
     unique: dict[str, FindingInput] = {}
     for f in findings:
         unique[fingerprint(f)] = f
@@ -136,6 +143,7 @@ def record_findings(
                         row.resolved_at = None
                 row.last_seen = seen_at
                 row.last_scan_id = scan_id
+                row.due = due_date(row.first_seen, row.severity, windows)
                 rows.append(row)
             session.flush()
             ids = [r.id for r in rows]
@@ -163,6 +171,7 @@ def _columns(data: FindingInput) -> dict[str, Any]:
         "version": data["version"],
         "message": data["message"],
         "details": dict(data["details"]),
+        "owner": data.get("owner"),
     }
 
 
@@ -225,6 +234,18 @@ def get_scan(db: Database, scan_id: int) -> ScanRecord | None:
 def latest_scan(db: Database) -> ScanRecord | None:
     with db.read() as session:
         scan = session.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(1)).first()
+        return scan_record(scan) if scan is not None else None
+
+
+def previous_scan(db: Database, scan_id: int) -> ScanRecord | None:
+    """The last completed scan before ``scan_id`` (what a report compares with)."""
+    with db.read() as session:
+        scan = session.scalars(
+            select(ScanRun)
+            .where(ScanRun.id < scan_id, ScanRun.status == "completed")
+            .order_by(ScanRun.id.desc())
+            .limit(1)
+        ).first()
         return scan_record(scan) if scan is not None else None
 
 
