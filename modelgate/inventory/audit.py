@@ -12,21 +12,14 @@ not see it marks it ``resolved``; seeing a resolved finding again reopens it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import exc, select
+from sqlalchemy import select
 
 from modelgate.compliance import NOT_RUNNING, RUNNING, due_date, is_recorded
 from modelgate.inventory.base import utcnow
-from modelgate.inventory.db import (
-    Database,
-    DatabaseUnavailable,
-    InventoryError,
-    classify,
-    redact,
-)
+from modelgate.inventory.db import Database, errors
 from modelgate.inventory.models import Deployment, Finding, ScanRun, scan_findings
 from modelgate.inventory.records import (
     FindingInput,
@@ -51,17 +44,9 @@ class RuntimeUpdate(TypedDict):
     resources: dict[str, Any]
 
 
-@contextmanager
-def _guard(db: Database) -> Iterator[None]:
+def _guard(db: Database) -> Any:
     """Database errors as :class:`InventoryError` (one line, password redacted)."""
-    try:
-        yield
-    except (exc.OperationalError, exc.ProgrammingError) as e:
-        raise classify(e, db.url) from e
-    except exc.InterfaceError as e:
-        raise DatabaseUnavailable(f"database {redact(db.url)} unavailable: {e}") from e
-    except exc.SQLAlchemyError as e:
-        raise InventoryError(f"audit data could not be written to {redact(db.url)}: {e}") from e
+    return errors(db, "audit data could not be written to")
 
 
 def fingerprint(f: Mapping[str, Any]) -> str:

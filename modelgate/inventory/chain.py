@@ -61,19 +61,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import JSON, Column, Table, delete, exc, func, insert, select, text, update
+from sqlalchemy import JSON, Column, Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from modelgate.inventory.base import utcnow
-from modelgate.inventory.db import (
-    Database,
-    DatabaseUnavailable,
-    InventoryError,
-    classify,
-    redact,
-)
+from modelgate.inventory.db import Database, errors
 from modelgate.inventory.models import Decision, LogCheckpoint, LogHead
 
 log = logging.getLogger(__name__)
@@ -1335,18 +1329,10 @@ class Tampered(ChainError):
         self.reports = reports
 
 
-@contextmanager
-def _guard(db: Database) -> Iterator[None]:
+def _guard(db: Database) -> Any:
     """Database errors as :class:`~modelgate.inventory.db.InventoryError` (one line, the
     password redacted)."""
-    try:
-        yield
-    except (exc.OperationalError, exc.ProgrammingError) as e:
-        raise classify(e, db.url) from e
-    except exc.InterfaceError as e:
-        raise DatabaseUnavailable(f"database {redact(db.url)} unavailable: {e}") from e
-    except exc.SQLAlchemyError as e:
-        raise InventoryError(f"the log could not be read from {redact(db.url)}: {e}") from e
+    return errors(db, "the log could not be read from or written to")
 
 
 @contextmanager

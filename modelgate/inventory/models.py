@@ -349,11 +349,29 @@ class LogCheckpoint(Base):
 
 APPEND_ONLY_MESSAGE = "the decision log is append-only"
 
-SQLITE_APPEND_ONLY = [
-    f"""CREATE TRIGGER decisions_no_{op.lower()} BEFORE {op} ON decisions
-BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"""
-    for op in ("UPDATE", "DELETE")
-]
+
+def append_only_triggers(table: str, message: str) -> tuple[list[str], list[str]]:
+    """The (SQLite, PostgreSQL) DDL of the triggers that refuse UPDATE and DELETE on an
+    append-only ``table`` with ``message``."""
+    sqlite = [
+        f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}
+BEGIN SELECT RAISE(ABORT, '{message}'); END"""
+        for op in ("UPDATE", "DELETE")
+    ]
+    postgres = [
+        f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '{message}' USING ERRCODE = 'insufficient_privilege';
+END
+$$""",
+        f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+FOR EACH ROW EXECUTE FUNCTION {table}_append_only()""",
+    ]
+    return sqlite, postgres
+
+
+SQLITE_APPEND_ONLY, POSTGRES_APPEND_ONLY = append_only_triggers("decisions", APPEND_ONLY_MESSAGE)
 SQLITE_APPEND_ONLY_DROP = [
     f"DROP TRIGGER IF EXISTS decisions_no_{op}" for op in ("update", "delete")
 ]
@@ -375,21 +393,9 @@ POSTGRES_APPEND_ONLY_DROP = [
 
 CHECKPOINTS_APPEND_ONLY_MESSAGE = "the log checkpoints are append-only"
 
-SQLITE_CHECKPOINTS_APPEND_ONLY = [
-    f"""CREATE TRIGGER log_checkpoints_no_{op.lower()} BEFORE {op} ON log_checkpoints
-BEGIN SELECT RAISE(ABORT, '{CHECKPOINTS_APPEND_ONLY_MESSAGE}'); END"""
-    for op in ("UPDATE", "DELETE")
-]
-POSTGRES_CHECKPOINTS_APPEND_ONLY = [
-    f"""CREATE OR REPLACE FUNCTION log_checkpoints_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION '{CHECKPOINTS_APPEND_ONLY_MESSAGE}' USING ERRCODE = 'insufficient_privilege';
-END
-$$""",
-    """CREATE TRIGGER log_checkpoints_append_only BEFORE UPDATE OR DELETE ON log_checkpoints
-FOR EACH ROW EXECUTE FUNCTION log_checkpoints_append_only()""",
-]
+SQLITE_CHECKPOINTS_APPEND_ONLY, POSTGRES_CHECKPOINTS_APPEND_ONLY = append_only_triggers(
+    "log_checkpoints", CHECKPOINTS_APPEND_ONLY_MESSAGE
+)
 
 for _table, _sqlite, _postgres in (
     (Decision.__table__, SQLITE_APPEND_ONLY, POSTGRES_APPEND_ONLY),
