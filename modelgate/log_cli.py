@@ -316,9 +316,10 @@ def checkpoint_command(logs: tuple[str, ...], key_file: str | None, output: str)
 @click.option(
     "--out",
     "out",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The segment file to write (JSON Lines).",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="The segment file to write (JSON Lines; `-` writes it to stdout).",
 )
 @click.option(
     "--key-file",
@@ -350,17 +351,19 @@ def export_command(
     settings = _settings()
     key = _signing_key(settings, key_file, required=False)
     trusted = _trusted(settings, public_keys)
+    target: Any = sys.stdout if out == "-" else Path(out)
     summary = _with_database(
         settings,
         lambda db: chain.export(
-            db, log_name, Path(out), since=since, until=until, key=key, trusted=trusted
+            db, log_name, target, since=since, until=until, key=key, trusted=trusted
         ),
     )
     signed = "signed now" if summary["signed_now"] else "a stored checkpoint"
     click.echo(
         f"{summary['log']}: entries {summary['from_seq']}-{summary['to_seq']} "
-        f"({summary['entries']}) written to {summary['path']}; last entry vouched for by "
-        f"{signed} ({summary['checkpoint']['key_fingerprint']})"
+        f"({summary['entries']}) written to {'stdout' if out == '-' else summary['path']}; "
+        f"last entry vouched for by {signed} ({summary['checkpoint']['key_fingerprint']})",
+        err=out == "-",
     )
 
 

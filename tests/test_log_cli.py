@@ -168,6 +168,15 @@ def test_an_exported_segment_verifies_on_its_own_and_pruning_keeps_the_rest_veri
     record(db, 1, start=N + 1)  # the chain goes on after pruning
     assert run("verify").exit_code == 0
 
+    # to stdout (the summary goes to stderr): the same segment format
+    piped = CliRunner().invoke(main, ["log", "export", "--since", "2026-01-01T12:07"])
+    assert piped.exit_code == 0, piped.output
+    assert json.loads(piped.stdout.splitlines()[0])["from_seq"] == 7
+    assert "written to stdout" in piped.stderr
+    streamed = tmp_path / "streamed.jsonl"
+    streamed.write_text(piped.stdout, encoding="utf-8")
+    assert run("verify", "--segment", str(streamed)).exit_code == 0
+
     # a later segment cannot be pruned before the one in between is archived
     later = tmp_path / "later.jsonl"
     assert run("export", "--since", "2026-01-01T12:08", "--out", str(later)).exit_code == 0

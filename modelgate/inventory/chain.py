@@ -1394,7 +1394,7 @@ class SegmentSummary(TypedDict):
 def export(
     db: Database,
     name: str,
-    path: Path,
+    path: Path | IO[str],
     *,
     since: datetime | None,
     until: datetime | None,
@@ -1402,9 +1402,10 @@ def export(
     trusted: Iterable[str] | None = None,
 ) -> SegmentSummary:
     """Write the entries of ``name`` recorded between ``since`` and ``until`` as a segment
-    file (:func:`export_segment`), after verifying the log: a log that does not verify is
-    not exported (:class:`Tampered`). The segment's checkpoint is a stored one of its last
-    entry, else one signed now with ``key`` (and stored)."""
+    (:func:`export_segment`) to a file (written whole or not at all) or a stream, after
+    verifying the log: a log that does not verify is not exported (:class:`Tampered`). The
+    segment's checkpoint is a stored one of its last entry, else one signed now with ``key``
+    (and stored)."""
     chained = get_log(name)
     trusted_list = list(trusted) if trusted is not None else None
     with snapshot(db) as conn:
@@ -1434,21 +1435,28 @@ def export(
             )
         with _guard(db), db.session() as session:
             cp = sign_checkpoint(session, chained, key, at_seq=span[1])
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with snapshot(db) as conn, tmp.open("w", encoding="utf-8") as out:
+    if not isinstance(path, Path):
+        with snapshot(db) as conn:
             n = export_segment(
-                conn, chained, out, from_seq=span[0], to_seq=span[1], checkpoint=cp,
+                conn, chained, path, from_seq=span[0], to_seq=span[1], checkpoint=cp,
                 since=since, until=until,
             )  # fmt: skip
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ChainError(f"cannot write the segment {path}: {e.strerror or e}") from e
+    else:
+        tmp = path.with_name(path.name + ".partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with snapshot(db) as conn, tmp.open("w", encoding="utf-8") as out:
+                n = export_segment(
+                    conn, chained, out, from_seq=span[0], to_seq=span[1], checkpoint=cp,
+                    since=since, until=until,
+                )  # fmt: skip
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ChainError(f"cannot write the segment {path}: {e.strerror or e}") from e
     return SegmentSummary(
         log=name,
-        path=str(path),
+        path=str(path) if isinstance(path, Path) else "-",
         from_seq=span[0],
         to_seq=span[1],
         entries=n,
