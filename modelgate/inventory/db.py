@@ -166,8 +166,8 @@ class Database:
 @contextmanager
 def errors(db: Database, action: str) -> Iterator[None]:
     """Database errors inside the block as :class:`InventoryError` subclasses: one line,
-    the password redacted; ``action`` says what failed, before the URL ("audit data could not
-be written to")."""
+        the password redacted; ``action`` says what failed, before the URL ("audit data could not
+    be written to")."""
     try:
         yield
     except (exc.OperationalError, exc.ProgrammingError) as e:
