@@ -126,6 +126,37 @@ def _engine(settings: Settings) -> Any:
     return engine
 
 
+def report_inputs(settings: Settings) -> dict[str, Any]:
+    """What a report states about its method and checks its logs with: the rules of the
+    bundle in force, the approval source, and the key log checkpoints must be signed with
+    (MODELGATE_LOG_PUBLIC_KEY_FILE, else the signing key's public half)."""
+    from auditor.report.export import method_of
+    from modelgate.inventory import chain
+    from policies.bundle import load_bundle
+    from policies.engines import BundleError
+    from policies.rules import bundle_rules
+
+    try:
+        bundle = load_bundle(settings.policy_dir)
+    except BundleError as e:
+        _fail(f"the policy bundle in {settings.policy_dir} cannot be read: {e}", EXIT_FAILURE)
+    key_path = settings.log_public_key_file or settings.log_signing_key_file
+    trusted: list[str] | None = None
+    public_key: str | None = None
+    if key_path is not None:
+        try:
+            key = chain.load_public_key(key_path)
+        except chain.ChainError as e:
+            _fail(str(e), EXIT_USAGE)
+        trusted = [chain.fingerprint(key)]
+        public_key = chain.public_key_text(key)
+    return {
+        "method": method_of(bundle_rules(bundle), bundle.digest, settings.approval_source),
+        "trusted_keys": trusted,
+        "public_key": public_key,
+    }
+
+
 def write_outputs(
     db: Any,
     scan_id: int,
@@ -135,6 +166,7 @@ def write_outputs(
     export: Path | None,
     csv_dir: Path | None,
     progress: _Progress,
+    inputs: dict[str, Any] | None = None,
 ) -> None:
     """Export / CSV / PDF for one scan, printing where each went."""
     from auditor.report.export import ExportError, build_export, export_bytes, sha256_hex
@@ -143,7 +175,7 @@ def write_outputs(
     if not (report or export or csv_dir):
         return
     try:
-        doc = build_export(db, scan_id, config=config)
+        doc = build_export(db, scan_id, config=config, **(inputs or {}))
     except ExportError as e:
         _fail(str(e), EXIT_USAGE)
     data = export_bytes(doc)
@@ -438,6 +470,7 @@ def audit_command(
             export=_out_path(export_path, result.scan_id, when),
             csv_dir=_out_path(csv_dir, result.scan_id, when),
             progress=bar,
+            inputs=report_inputs(settings) if (report_path or export_path or csv_dir) else None,
         )
         return result
 
@@ -546,6 +579,7 @@ def report_command(
             export=_out_path(export_path, scan["id"], now),
             csv_dir=_out_path(csv_dir, scan["id"], now),
             progress=_Progress(show),
+            inputs=report_inputs(settings),
         )
     finally:
         db.dispose()

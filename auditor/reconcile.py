@@ -15,8 +15,23 @@ type                       severity  meaning
 ``retired``                low       in the inventory, not found by a successful scan
 =========================  ========  ==================================================
 
+One finding per problem: a running model the inventory never admitted is one ``orphan``
+finding whose details list its policy violations, missing fields and certification issues;
+an admitted model that fails the policy is one ``violation`` finding (its details list the
+missing fields, and the expired certifications the violations are about);
+``missing-metadata`` is only for required fields the policy does not deny. Counts therefore
+never count a problem twice.
+
+Every finding names its accountable ``owner`` — the model's owner (the workload's ``owner``
+annotation, else the admitted version's), or for orphans without one the Namespace label
+``namespace_owner_label`` of the policy data (``modelgate.dev/owner``) — and is due
+``remediation_days[severity]`` days after it was first seen (policy data).
+
 Findings are written in batches while the scan runs, so memory does not grow with the
-number of workloads; runtime metadata is written onto the inventory's deployments.
+number of workloads; runtime metadata is written onto the inventory's deployments. Each
+source's report records the enforcement mode of the namespaces it saw models in and the
+models (and versions) it found running, which the report's scope and its comparison with
+the previous scan use.
 """
 
 from __future__ import annotations
@@ -38,6 +53,7 @@ from modelgate.capacity import pod_amounts, usage_amounts
 from modelgate.compliance import (
     FINDING_TYPES,
     certification_issues,
+    certification_state,
     documentation_gaps,
     is_recorded,
 )
@@ -67,6 +83,10 @@ class SourceReport:
     notes: list[str] = field(default_factory=list)
     workloads: int = 0
     models: int = 0
+    #: enforcement mode -> namespaces where model workloads were seen
+    enforcement: dict[str, set[str]] = field(default_factory=dict)
+    #: model name -> versions seen running
+    models_running: dict[str, set[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +98,8 @@ class SourceReport:
             "notes": list(self.notes),
             "workloads": self.workloads,
             "models": self.models,
+            "enforcement": {m: sorted(ns) for m, ns in sorted(self.enforcement.items())},
+            "models_running": {m: sorted(v) for m, v in sorted(self.models_running.items())},
         }
 
 
@@ -220,7 +242,13 @@ class Reconciler:
 
         def flush() -> None:
             if pending:
-                audit.record_findings(self.db, scan_id, pending, seen_at)
+                audit.record_findings(
+                    self.db,
+                    scan_id,
+                    pending,
+                    seen_at,
+                    remediation_days=self.policy_data.remediation_days,
+                )
                 for f in pending:
                     counts[f["type"]] += 1
                     severities[f["severity"]] += 1
@@ -279,7 +307,11 @@ class Reconciler:
                 if key not in seen and is_recorded(entry["status"]) and entry["kind"] not in skipped
             ]
             for entry in gone:
-                pending.append(self._finding("retired", _admitted_identity(entry), _retired(entry)))
+                pending.append(
+                    self._finding(
+                        "retired", _admitted_identity(entry), _retired(entry), owner=entry["owner"]
+                    )
+                )
             audit.mark_not_running(self.db, [e["id"] for e in gone])
         finally:
             report.notes = [*source.notes, *report.notes]
@@ -327,51 +359,95 @@ class Reconciler:
             "model": md.get("model-name") or (entry["model"] if entry else None),
             "version": md.get("model-version") or (entry["version"] if entry else None),
         }
-        out: list[FindingInput] = []
+        report.enforcement.setdefault(result.enforcement or "unknown", set()).add(w["namespace"])
+        if identity["model"]:
+            versions = report.models_running.setdefault(str(identity["model"]), set())
+            if identity["version"]:
+                versions.add(str(identity["version"]))
         admitted = entry is not None and is_recorded(entry["status"])
-        if not admitted:
-            out.append(
+        owner = (md.get("owner") or "").strip() or (entry["owner"] if admitted and entry else None)
+        violations = sorted(result.violations or result.deny)
+        missing = list(documentation_gaps(md, self.policy_data).missing_required)
+        certificates = self._certification_issues(md)
+        if not admitted:  # one finding: everything wrong with it is in its details
+            namespace_owner = found.namespace_labels.get(self.policy_data.namespace_owner_label)
+            problems = []
+            if violations:
+                problems.append(f"{len(violations)} policy violation(s)")
+            if missing:
+                problems.append("missing " + ", ".join(missing))
+            if certificates:
+                problems.append("; ".join(m for _, m in certificates))
+            return [
                 self._finding(
                     "orphan",
                     identity,
                     f"running model {identity['model'] or w['name']!s} was never admitted "
-                    f"(not in the inventory for cluster {found.cluster})",
-                    {"images": list(w["images"])},
+                    f"(not in the inventory for cluster {found.cluster})"
+                    + (": " + "; ".join(problems) if problems else ""),
+                    {
+                        "images": list(w["images"]),
+                        "violations": violations,
+                        "missing": missing,
+                        "certifications": [m for _, m in certificates],
+                        "enforcement": result.enforcement,
+                    },
+                    owner=owner or (namespace_owner or "").strip() or None,
                 )
-            )
-        violations = list(result.violations or result.deny)
+            ]
+        out: list[FindingInput] = []
+        # expired certifications a violation is about belong to that violation
+        about_certs = any("/certifications" in v for v in violations)
+        absorbed = [m for state, m in certificates if about_certs and state == "expired"]
         if violations:
             out.append(
                 self._finding(
                     "violation",
                     identity,
-                    "; ".join(sorted(violations)),
-                    {"violations": sorted(violations), "enforcement": result.enforcement},
+                    "; ".join(violations),
+                    {
+                        "violations": violations,
+                        "enforcement": result.enforcement,
+                        "missing": missing,
+                        "certifications": absorbed,
+                    },
+                    owner=owner,
                 )
             )
-        missing = list(documentation_gaps(md, self.policy_data).missing_required)
-        if missing:
+        elif missing:  # required fields the policy does not deny (a custom bundle)
             out.append(
                 self._finding(
                     "missing-metadata",
                     identity,
                     "queued for manual review: missing " + ", ".join(missing),
                     {"missing": missing},
+                    owner=owner,
                 )
             )
-        if admitted and entry is not None:
+        if entry is not None:
             drift = _drift(found, entry)
             if drift:
-                out.append(self._finding("drift", identity, "; ".join(drift), {"changes": drift}))
-        cert_issues = certification_issues(
-            ((c.name, c.expires) for c in parse_certifications(md.get("certifications"))),
-            self._now().date(),
-            self.policy_data.certification_warning_days,
-        )
-        if cert_issues:
+                out.append(
+                    self._finding(
+                        "drift", identity, "; ".join(drift), {"changes": drift}, owner=owner
+                    )
+                )
+        rest = [m for _, m in certificates if m not in absorbed]
+        if rest:
             out.append(
-                self._finding("expiring-certification", identity, "; ".join(cert_issues), {})
+                self._finding("expiring-certification", identity, "; ".join(rest), {}, owner=owner)
             )
+        return out
+
+    def _certification_issues(self, md: Mapping[str, str]) -> list[tuple[str, str]]:
+        """(state, message) of each expired or expiring certification of the metadata."""
+        today = self._now().date()
+        warning_days = self.policy_data.certification_warning_days
+        out: list[tuple[str, str]] = []
+        for c in parse_certifications(md.get("certifications")):
+            (message,) = certification_issues([(c.name, c.expires)], today, warning_days) or ("",)
+            if message:
+                out.append((certification_state(c.expires, today, warning_days).state, message))
         return out
 
     def _finding(
@@ -380,6 +456,8 @@ class Reconciler:
         identity: Mapping[str, Any],
         message: str,
         details: Mapping[str, Any] | None = None,
+        *,
+        owner: str | None = None,
     ) -> FindingInput:
         return FindingInput(
             type=type_,
@@ -392,6 +470,7 @@ class Reconciler:
             version=identity.get("version"),
             message=message,
             details=dict(details or {}),
+            owner=owner,
         )
 
 

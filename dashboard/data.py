@@ -3,21 +3,8 @@
 Nothing here imports SQLAlchemy: sessions come from :meth:`Database.read` and are handed to
 :mod:`modelgate.inventory.queries`; audit data comes from :mod:`modelgate.inventory.audit`.
 
-Audit readiness is a list of checks, each ``ok``, ``warn`` or ``fail`` with its reason:
-
-- recent scan: fails with no scan, or when the last one finished more than 7 days ago;
-  warns while it runs or when it failed;
-- sources reachable: fails when a source of the latest scan was unreachable;
-- high-severity findings: fails on open findings of severity high or critical;
-- undocumented orphans: fails on open ``orphan`` findings (running, never admitted),
-  warns when no scan has looked for them;
-- certifications: fails when a deployed model version holds an expired certification,
-  warns when one expires within 30 days;
-- documentation: fails when a deployed version lacks a required field, warns when it lacks
-  a recommended one (model card, metrics, training run, source).
-
-The overall status is ``ready`` (every check ok), ``at risk`` (warnings only) or ``not
-ready`` (any failure).
+Audit readiness (the checks and the verdict) is :mod:`modelgate.readiness`, shared with the
+audit report.
 """
 
 from __future__ import annotations
@@ -32,7 +19,6 @@ from modelgate import capacity
 from modelgate.compliance import (
     FINDING_TYPES,
     certification_state,
-    documentation_gaps,
     is_recorded,
     worst_first,
 )
@@ -44,88 +30,22 @@ from modelgate.inventory.records import (
     FindingRecord,
     ModelRecord,
     ModelSummary,
-    VersionRecord,
     jsonable,
     model_summary,
 )
+from modelgate.readiness import (
+    certification_rows,
+    live_deployments,
+    readiness,
+    version_documentation,
+)
+from modelgate.readiness import scan_info as readiness_scan_info
 from policies.config import PolicyConfig
 
 __all__ = ["FINDING_TYPES", "jsonable", "overview", "readiness"]
 
-SCAN_MAX_AGE = timedelta(days=7)
 #: the default scan interval (MODELGATE_SCAN_INTERVAL_SECONDS): older runtime state is stale
 SCAN_INTERVAL = timedelta(days=1)
-
-
-class Check(TypedDict):
-    name: str
-    status: str  # ok / warn / fail
-    reason: str
-
-
-class Readiness(TypedDict):
-    status: str  # ready / at risk / not ready
-    checks: list[Check]
-
-
-class CertificationState(TypedDict):
-    model: str
-    version: str
-    name: str
-    expires: str | None
-    days_left: int | None
-    state: str  # expired / expiring / valid / unknown
-    live: bool
-
-
-class VersionDocumentation(TypedDict):
-    model: str
-    version: str
-    owner: str
-    risk_tier: str
-    live_deployments: int
-    missing_required: list[str]  # includes model-card and certifications for certified tiers
-    missing_recommended: list[str]
-
-
-def live_deployments(v: VersionRecord) -> int:
-    return sum(1 for d in v["deployments"] if d["live"])
-
-
-def version_documentation(v: VersionRecord, config: PolicyConfig) -> VersionDocumentation:
-    gaps = documentation_gaps(v["metadata"], config)
-    return VersionDocumentation(
-        model=v["model"],
-        version=v["version"],
-        owner=v["owner"],
-        risk_tier=v["risk_tier"],
-        live_deployments=live_deployments(v),
-        missing_required=list(gaps.missing_required),
-        missing_recommended=list(gaps.missing_recommended),
-    )
-
-
-def certification_rows(
-    versions: Iterable[VersionRecord], today: Any, warning_days: int
-) -> list[CertificationState]:
-    """Every certification of these versions with its state, soonest expiry first."""
-    rows: list[CertificationState] = []
-    for v in versions:
-        for c in v["certifications"]:
-            state = certification_state(c["expires"], today, warning_days)
-            rows.append(
-                CertificationState(
-                    model=c["model"],
-                    version=c["version"],
-                    name=c["name"],
-                    expires=c["expires"].isoformat() if c["expires"] else c["expires_raw"],
-                    days_left=state.days_left,
-                    state=state.state,
-                    live=live_deployments(v) > 0,
-                )
-            )
-    rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] or 0, r["model"], r["name"]))
-    return rows
 
 
 class Bar(TypedDict):
@@ -149,15 +69,6 @@ def bars(counts: Mapping[str, int], order: Iterable[str]) -> list[Bar]:
 def _percent_floor(part: int, whole: int) -> int:
     """``part`` of ``whole`` in whole percent, rounded down: 99.6 % complete is not 100 %."""
     return (100 * part) // whole
-
-
-def age_text(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400 * 2:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
 
 
 def overview(
@@ -207,18 +118,7 @@ def overview(
     scan_info: dict[str, Any] | None = None
     latest_by_type: list[Bar] = []
     if scan is not None:
-        finished = scan["finished_at"] or scan["started_at"]
-        unreachable = [s for s in scan["sources"] if s.get("status") != "ok"]
-        scan_info = {
-            "id": scan["id"],
-            "status": scan["status"],
-            "started_at": scan["started_at"].isoformat(),
-            "finished_at": scan["finished_at"].isoformat() if scan["finished_at"] else None,
-            "age": age_text(now - finished),
-            "age_seconds": int((now - finished).total_seconds()),
-            "sources": jsonable(scan["sources"]),
-            "unreachable": jsonable(unreachable),
-        }
+        scan_info = readiness_scan_info(scan, now)
         seen = audit.scan_findings_of(db, scan["id"])
         latest_by_type = bars(
             Counter(f["type"] for f in seen if f["status"] == "open"), FINDING_TYPES
@@ -267,199 +167,6 @@ def overview(
             config=config,
         ),
     }
-
-
-def high_severities(config: PolicyConfig) -> tuple[str, ...]:
-    """``high`` and every severity above it in the policy data's order."""
-    if "high" not in config.severities:
-        return config.severities[-1:]
-    return config.severities[config.severity_rank("high") :]
-
-
-def readiness(
-    *,
-    scan_info: Mapping[str, Any] | None,
-    scan_finished: datetime | None,
-    now: datetime,
-    open_findings: list[FindingRecord],
-    certs: list[CertificationState],
-    docs: list[VersionDocumentation],
-    config: PolicyConfig,
-) -> Readiness:
-    """The audit-readiness checks (see the module docstring) and the overall status."""
-    checks: list[Check] = []
-    if scan_info is None or scan_finished is None:
-        checks.append(
-            Check(
-                name="recent scan",
-                status="fail",
-                reason="no audit scan recorded: run `modelgate audit`",
-            )
-        )
-    elif scan_info["status"] == "running":
-        checks.append(
-            Check(
-                name="recent scan",
-                status="warn",
-                reason=f"scan #{scan_info['id']} is still running (started {scan_info['age']} ago)",
-            )
-        )
-    elif now - scan_finished > SCAN_MAX_AGE:
-        checks.append(
-            Check(
-                name="recent scan",
-                status="fail",
-                reason=f"the last scan (#{scan_info['id']}) finished {scan_info['age']} ago, "
-                f"more than {SCAN_MAX_AGE.days} days",
-            )
-        )
-    elif scan_info["status"] != "completed":
-        checks.append(
-            Check(
-                name="recent scan",
-                status="warn",
-                reason=f"the last scan (#{scan_info['id']}) {scan_info['status']} "
-                f"{scan_info['age']} ago",
-            )
-        )
-    else:
-        checks.append(
-            Check(
-                name="recent scan",
-                status="ok",
-                reason=f"scan #{scan_info['id']} completed {scan_info['age']} ago",
-            )
-        )
-
-    if scan_info is not None:
-        unreachable = scan_info["unreachable"]
-        if unreachable:
-            names = ", ".join(str(s.get("name")) for s in unreachable)
-            checks.append(
-                Check(
-                    name="sources reachable",
-                    status="fail",
-                    reason=f"{len(unreachable)} source(s) unreachable in the last scan: {names}",
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    name="sources reachable",
-                    status="ok",
-                    reason=f"all {len(scan_info['sources'])} source(s) answered",
-                )
-            )
-
-    warning_days = config.certification_warning_days
-    serious = high_severities(config)
-    high = [f for f in open_findings if f["severity"] in serious]
-    checks.append(
-        Check(
-            name="high-severity findings",
-            status="fail" if high else "ok",
-            reason=(
-                f"{len(high)} open finding(s) of severity high or critical"
-                if high
-                else "no open high-severity finding"
-            ),
-        )
-    )
-    orphans = [f for f in open_findings if f["type"] == "orphan"]
-    if orphans:
-        checks.append(
-            Check(
-                name="undocumented orphans",
-                status="fail",
-                reason=f"{len(orphans)} running model(s) never admitted to the inventory: "
-                + ", ".join(f"{f['cluster']}/{f['namespace']}/{f['name']}" for f in orphans[:5])
-                + (" …" if len(orphans) > 5 else ""),
-            )
-        )
-    elif scan_info is None:  # without a scan, "no orphan" means nobody looked
-        checks.append(
-            Check(
-                name="undocumented orphans",
-                status="warn",
-                reason="unknown: no audit scan has looked for running models the inventory "
-                "never admitted",
-            )
-        )
-    else:
-        checks.append(
-            Check(
-                name="undocumented orphans",
-                status="ok",
-                reason="every running model found by the last scan is in the inventory",
-            )
-        )
-    live_certs = [c for c in certs if c["live"]]
-    expired = [c for c in live_certs if c["state"] == "expired"]
-    expiring = [c for c in live_certs if c["state"] == "expiring"]
-    if expired:
-        checks.append(
-            Check(
-                name="certifications",
-                status="fail",
-                reason=f"{len(expired)} expired certification(s) on deployed versions: "
-                + ", ".join(f"{c['model']}@{c['version']} {c['name']}" for c in expired[:5]),
-            )
-        )
-    elif expiring:
-        checks.append(
-            Check(
-                name="certifications",
-                status="warn",
-                reason=f"{len(expiring)} certification(s) on deployed versions expire within "
-                f"{warning_days} days",
-            )
-        )
-    else:
-        checks.append(
-            Check(
-                name="certifications",
-                status="ok",
-                reason="no certification of a deployed version expired or expiring",
-            )
-        )
-    lacking = [d for d in docs if d["missing_required"]]
-    partial = [d for d in docs if d["missing_recommended"] and not d["missing_required"]]
-    if lacking:
-        checks.append(
-            Check(
-                name="documentation",
-                status="fail",
-                reason=f"{len(lacking)} deployed version(s) lack required metadata: "
-                + ", ".join(
-                    f"{d['model']}@{d['version']} ({', '.join(d['missing_required'])})"
-                    for d in lacking[:5]
-                ),
-            )
-        )
-    elif partial:
-        checks.append(
-            Check(
-                name="documentation",
-                status="warn",
-                reason=f"{len(partial)} deployed version(s) lack recommended metadata "
-                "(model card, metrics, training run or source)",
-            )
-        )
-    else:
-        checks.append(
-            Check(
-                name="documentation",
-                status="ok",
-                reason=(
-                    f"all {len(docs)} deployed version(s) fully documented"
-                    if docs
-                    else "no deployed model version to document"
-                ),
-            )
-        )
-    statuses = {c["status"] for c in checks}
-    status = "not ready" if "fail" in statuses else "at risk" if "warn" in statuses else "ready"
-    return Readiness(status=status, checks=checks)
 
 
 def _live_places(m: ModelRecord) -> set[tuple[str, str]]:
@@ -657,6 +364,12 @@ def _worst_first(rows: list[FindingRecord], config: PolicyConfig) -> list[Findin
     return sorted(rows, key=lambda f: (f["status"] != "open", order.get(f["severity"], len(order))))
 
 
+def _owner_of(f: FindingRecord, owners: Mapping[str, str]) -> str | None:
+    """Who must remediate a finding: the owner the audit recorded on it (the model's, or the
+    namespace's owner label for an orphan), else the inventory's owner of its model."""
+    return f["owner"] or owners.get(f["model"] or "") or None
+
+
 def finding_list(
     db: Database,
     *,
@@ -679,11 +392,11 @@ def finding_list(
     )
     owners = queries.model_owners(db)
     if owner:
-        rows = [f for f in rows if f["model"] and owners.get(f["model"]) == owner]
+        rows = [f for f in rows if _owner_of(f, owners) == owner]
     rows = _worst_first(rows, config)
     start = (page - 1) * FINDINGS_PAGE_SIZE
     shown = [
-        {**f, "model_known": f["model"] in owners, "owner": owners.get(f["model"] or "")}
+        {**f, "model_known": f["model"] in owners, "owner": _owner_of(f, owners)}
         for f in rows[start : start + FINDINGS_PAGE_SIZE]
     ]
     everything = audit.findings(db)
@@ -697,6 +410,8 @@ def finding_list(
             "clusters": sorted({f["cluster"] for f in everything}),
             "namespaces": sorted({f["namespace"] for f in everything if f["namespace"]}),
             "severities": list(reversed(config.severities)),
-            "owners": sorted(set(owners.values()) - {""}),
+            "owners": sorted(
+                (set(owners.values()) | {_owner_of(f, owners) or "" for f in everything}) - {""}
+            ),
         },
     }

@@ -20,6 +20,7 @@ _COMMANDS: dict[str, str] = {
     "audit": "auditor.cli:audit_command",
     "report": "auditor.cli:report_command",
     "dashboard": "dashboard.serve:dashboard_command",
+    "log": "modelgate.log_cli:log_group",
 }
 
 

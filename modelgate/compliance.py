@@ -8,7 +8,9 @@ webhook, the auditor, the reports and the dashboard alike.
 - **documentation**: :func:`documentation_gaps` — the required fields a version lacks (with
   the certified tiers' model card and certification) and the recommended ones;
 - **finding types** (:data:`FINDING_TYPES`) with their severities and order from the policy
-  data (:class:`policies.config.PolicyConfig`).
+  data (:class:`policies.config.PolicyConfig`), and the **due date** of a finding
+  (:func:`due_date`: first seen + the remediation window of its severity) and
+  :func:`is_overdue`.
 
 The policy data values come from :class:`~policies.config.PolicyConfig`; what Rego decides
 (admission) stays in the bundle.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from modelgate.inventory.parse import ParsedMetadata, parse_metadata
@@ -177,3 +179,21 @@ def worst_first(severities: Iterable[str], config: PolicyConfig) -> list[str]:
             return -1
 
     return sorted(severities, key=rank, reverse=True)
+
+
+def due_date(
+    first_seen: datetime, severity: str, remediation_days: Mapping[str, int]
+) -> date | None:
+    """When a finding first seen at ``first_seen`` must be remediated: its (UTC) day plus the
+    policy data's window for ``severity``; None for a severity without a window."""
+    days = remediation_days.get(severity)
+    if days is None:
+        return None
+    return (first_seen.astimezone(UTC) if first_seen.tzinfo else first_seen).date() + timedelta(
+        days=days
+    )
+
+
+def is_overdue(due: date | None, status: str, today: date) -> bool:
+    """An open finding whose due date has passed."""
+    return status == "open" and due is not None and due < today

@@ -16,6 +16,7 @@ import yaml
 
 EngineName = Literal["embedded", "opa"]
 FailureMode = Literal["closed", "open"]
+ApprovalSource = Literal["inventory", "annotation"]
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
@@ -46,6 +47,11 @@ class Settings:
     #: how often the auditor scans (the chart's CronJob: daily); runtime state older than
     #: this is shown as stale by the dashboard
     scan_interval_seconds: float = 86400.0
+    #: Ed25519 private key (PEM) that signs log checkpoints (`modelgate log checkpoint`)
+    log_signing_key_file: Path | None = None
+    #: the public key checkpoints must be signed with (default: the signing key's)
+    log_public_key_file: Path | None = None
+    approval_source: ApprovalSource = "inventory"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -95,7 +101,7 @@ def _bool(raw: Any) -> bool:
 def _convert(name: str, raw: Any) -> Any:
     converted: float = 0.0
     try:
-        if name in ("policy_dir", "spool_dir"):
+        if name in ("policy_dir", "spool_dir", "log_signing_key_file", "log_public_key_file"):
             return Path(str(raw)) if raw is not None else None
         if name == "auto_migrate":
             return _bool(raw)
@@ -109,6 +115,10 @@ def _convert(name: str, raw: Any) -> Any:
         raise SettingsError(f"setting {name} has an invalid value {raw!r}") from e
     if name == "policy_engine" and raw not in ("embedded", "opa"):
         raise SettingsError(f"MODELGATE_POLICY_ENGINE must be 'embedded' or 'opa', not {raw!r}")
+    if name == "approval_source" and raw not in ("inventory", "annotation"):
+        raise SettingsError(
+            f"MODELGATE_APPROVAL_SOURCE must be 'inventory' or 'annotation', not {raw!r}"
+        )
     if name == "failure_mode" and raw not in ("closed", "open"):
         raise SettingsError(f"MODELGATE_FAILURE_MODE must be 'closed' or 'open', not {raw!r}")
     if name == "log_level":

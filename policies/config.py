@@ -1,7 +1,8 @@
 """The policy data the rest of modelgate needs outside Rego, read from the bundle's data file
-(``data.modelgate.config``): required and recommended fields, the certification warning
-window, tiers (and which need certifications), statuses, the model kinds, and the audit
-severities (their order, one per finding type, remediation windows).
+(``data.modelgate.config``): required and recommended fields (and the fields required per
+risk tier), the certification warning window, tiers (and which need certifications),
+statuses, the model kinds, the audit severities (their order, one per finding type,
+remediation windows) and the namespace label naming an accountable owner.
 
 This is the one reader of that data: the webhook (through its engine's serving bundle), the
 auditor, the reports and the dashboard all use a :class:`PolicyConfig`, so editing
@@ -58,6 +59,15 @@ def _str_map(value: Any, default: Mapping[str, str]) -> dict[str, str]:
     return dict(default)
 
 
+def _strings_map(value: Any) -> dict[str, tuple[str, ...]]:
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(f, str) for f in v)
+        for k, v in value.items()
+    ):
+        return {k: tuple(v) for k, v in value.items()}
+    return {}
+
+
 def _int_map(value: Any, default: Mapping[str, int]) -> dict[str, int]:
     if isinstance(value, Mapping) and all(
         isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
@@ -96,6 +106,10 @@ class PolicyConfig:
     remediation_days: Mapping[str, int] = field(
         default_factory=lambda: dict(_DEFAULT_REMEDIATION_DAYS)
     )
+    #: extra required fields per risk tier (none in the shipped policy)
+    tier_required_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the Namespace label naming who answers for what runs there (the owner of orphans)
+    namespace_owner_label: str = "modelgate.dev/owner"
 
     @classmethod
     def from_data(cls, config: Mapping[str, Any]) -> PolicyConfig:
@@ -124,6 +138,10 @@ class PolicyConfig:
                 config.get("finding_severities"), default.finding_severities
             ),
             remediation_days=_int_map(config.get("remediation_days"), default.remediation_days),
+            tier_required_fields=_strings_map(config.get("tier_required_fields")),
+            namespace_owner_label=_str(
+                config.get("namespace_owner_label"), default.namespace_owner_label
+            ),
         )
 
     @classmethod
@@ -169,6 +187,15 @@ class PolicyConfig:
 
     def required_for(self, risk_tier: str) -> tuple[str, ...]:
         """The fields a version of ``risk_tier`` must carry: the required fields, plus
-        ``model-card`` and ``certifications`` for certified tiers."""
+        ``model-card`` and ``certifications`` for certified tiers, plus the tier's
+        ``tier_required_fields``."""
         extra = ("model-card", "certifications") if self.is_certified_tier(risk_tier) else ()
-        return (*self.required_fields, *(f for f in extra if f not in self.required_fields))
+        fields = list(self.required_fields)
+        for f in (*extra, *self.tier_required_fields.get(risk_tier, ())):
+            if f not in fields:
+                fields.append(f)
+        return tuple(fields)
+
+    def remediation_window(self, severity: str) -> int | None:
+        """Days to remediate a finding of ``severity`` (None when the data has no window)."""
+        return self.remediation_days.get(severity)

@@ -1,6 +1,14 @@
 """The audit export: one JSON document (``scan``, ``models``, ``findings``, ...) whose
 canonical bytes are written with ``--export``, embedded in the PDF and hashed (SHA-256) for the
-report's integrity section; plus a CSV rendering for spreadsheets."""
+report's integrity section; plus a CSV rendering for spreadsheets.
+
+Besides the data, the document holds the report's conclusions, each computed once here from
+the shared implementations: ``readiness`` (the verdict and its checks,
+:mod:`modelgate.readiness`), ``log_integrity`` (the verification of the tamper-evident logs,
+:mod:`modelgate.inventory.chain`), ``scope`` (sources, clusters, enforcement, the bundle and
+its rules, the approval source, the time window), ``summary`` (top risks, worst first),
+``changes`` (since the previous completed scan) and ``coverage`` (the evidence coverage,
+:mod:`modelgate.evidence`)."""
 
 from __future__ import annotations
 
@@ -8,15 +16,17 @@ import csv
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
-from modelgate.compliance import is_recorded
-from modelgate.inventory import audit, queries
-from modelgate.inventory.db import Database
-from modelgate.inventory.records import FindingRecord, deployment_id, jsonable
+from modelgate import evidence, readiness
+from modelgate.compliance import is_overdue, is_recorded, worst_first
+from modelgate.inventory import audit, chain, queries
+from modelgate.inventory.db import Database, InventoryError
+from modelgate.inventory.records import FindingRecord, ScanRecord, deployment_id, jsonable
 from policies.config import PolicyConfig
+from policies.rules import Rule
 
 EXPORT_FORMAT = "modelgate.audit/v1"
 EXPORT_FILENAME = "modelgate-audit.json"
@@ -26,8 +36,11 @@ class ExportError(Exception):
     """The export cannot be built (unknown scan, ...)."""
 
 
-#: a finding in the export: :class:`modelgate.inventory.records.FindingRecord` as JSON (no id)
+#: a finding in the export: :class:`modelgate.inventory.records.FindingRecord` as JSON (no id),
+#: plus ``overdue`` (open and past its due date when the export was made)
 ExportFinding = dict[str, Any]
+
+TOP_RISKS = 10
 
 
 #: the scan in the export: :class:`modelgate.inventory.records.ScanRecord` as JSON, plus
@@ -53,6 +66,30 @@ class ExportPolicy(TypedDict):
     required_fields: list[str]
     recommended_fields: list[str]
     certified_tiers: list[str]
+    remediation_days: dict[str, int]
+    tier_required_fields: dict[str, list[str]]
+    namespace_owner_label: str
+
+
+class Method(TypedDict):
+    """How the scan judged: the rules of the bundle in force and the approval source."""
+
+    rules: list[dict[str, str]]  # package, title, description
+    rules_digest: str  # the digest of the bundle the rules were read from
+    approval_source: str  # MODELGATE_APPROVAL_SOURCE
+
+
+class LogIntegrity(TypedDict):
+    """The verification of the tamper-evident logs when the export was made."""
+
+    intact: bool
+    #: chain.LogReport of each log, as JSON; empty when verification could not run
+    logs: list[dict[str, Any]]
+    error: str | None  # why verification could not run
+    trusted_keys: list[str] | None  # fingerprints checkpoints had to be signed with
+    #: the key the report names: the trusted one, else the latest checkpoint's
+    key_fingerprint: str | None
+    public_key: str | None  # raw Ed25519 public key, base64
 
 
 class ExportDocument(TypedDict):
@@ -71,11 +108,19 @@ class ExportDocument(TypedDict):
     resolved: list[ExportFinding]
     exemptions: list[Exemption]
     decisions: dict[str, Any]  # queries.DecisionSummary as JSON
+    readiness: dict[str, Any]  # modelgate.readiness.Readiness: status (verdict), checks
+    log_integrity: LogIntegrity
+    scope: dict[str, Any]
+    summary: dict[str, Any]  # top_risks (worst first), by_severity, overdue
+    changes: dict[str, Any]
+    coverage: dict[str, Any]  # modelgate.evidence.Coverage
 
 
-def _finding(f: FindingRecord) -> ExportFinding:
-    """The record as JSON, without its database id (exports are compared across databases)."""
+def _finding(f: FindingRecord, today: date | None = None) -> ExportFinding:
+    """The record as JSON, without its database id (exports are compared across databases),
+    with ``overdue`` as of ``today``."""
     finding: ExportFinding = {k: v for k, v in jsonable(f).items() if k != "id"}
+    finding["overdue"] = today is not None and is_overdue(f["due"], f["status"], today)
     return finding
 
 
@@ -107,6 +152,187 @@ def export_policy(config: PolicyConfig, bundle_digest: str) -> ExportPolicy:
         required_fields=list(config.required_fields),
         recommended_fields=list(config.recommended_fields),
         certified_tiers=list(config.certified_tiers),
+        remediation_days=dict(config.remediation_days),
+        tier_required_fields={k: list(v) for k, v in config.tier_required_fields.items()},
+        namespace_owner_label=config.namespace_owner_label,
+    )
+
+
+def log_integrity(
+    db: Database,
+    *,
+    trusted: list[str] | None = None,
+    public_key: str | None = None,
+) -> LogIntegrity:
+    """Verify every tamper-evident log (``modelgate log verify``) for the report. A failure to
+    verify (the database went away) is reported as such, never as intact."""
+    try:
+        reports = chain.verify(db, trusted=trusted)
+    except InventoryError as e:
+        return LogIntegrity(
+            intact=False,
+            logs=[],
+            error=str(e),
+            trusted_keys=trusted,
+            key_fingerprint=trusted[0] if trusted else None,
+            public_key=public_key,
+        )
+    latest = [r["latest_checkpoint"] for r in reports if r["latest_checkpoint"] is not None]
+    fingerprint = trusted[0] if trusted else (latest[-1]["key_fingerprint"] if latest else None)
+    if public_key is None and latest and latest[-1]["key_fingerprint"] == fingerprint:
+        public_key = latest[-1]["public_key"]
+    return LogIntegrity(
+        intact=all(r["intact"] for r in reports),
+        logs=jsonable(reports),
+        error=None,
+        trusted_keys=trusted,
+        key_fingerprint=fingerprint,
+        public_key=public_key,
+    )
+
+
+def _severity_rank(config: PolicyConfig) -> dict[str, int]:
+    return {s: i for i, s in enumerate(worst_first(config.severities, config))}
+
+
+def ranked(findings: list[ExportFinding], config: PolicyConfig) -> list[ExportFinding]:
+    """Worst first: by severity (policy order), overdue before not, earliest due, oldest."""
+    rank = _severity_rank(config)
+    return sorted(
+        findings,
+        key=lambda f: (
+            rank.get(f["severity"], len(rank)),
+            not f.get("overdue"),
+            f.get("due") or "9999-12-31",
+            f["first_seen"],
+            f["cluster"],
+            f["namespace"],
+            f["name"],
+        ),
+    )
+
+
+def summary_of(findings: list[ExportFinding], config: PolicyConfig) -> dict[str, Any]:
+    by_severity: dict[str, int] = {}
+    for f in findings:
+        by_severity[f["severity"]] = by_severity.get(f["severity"], 0) + 1
+    open_ = [f for f in findings if f["status"] == "open"]
+    return {
+        "top_risks": ranked(open_, config)[:TOP_RISKS],
+        "by_severity": {s: by_severity[s] for s in worst_first(by_severity, config)},
+        "open": len(open_),
+        "overdue": sum(1 for f in open_ if f["overdue"]),
+    }
+
+
+def scope_of(
+    scan: ScanRecord,
+    previous: ScanRecord | None,
+    decisions: dict[str, Any],
+    method: Method | None,
+) -> dict[str, Any]:
+    """What the scan covered and how it judged: sources and clusters (unreachable ones
+    named), the enforcement of the namespaces it saw models in (``off`` ones are excluded
+    from admission, ``warn`` ones not enforced), the bundle and its rules, the approval
+    source and the time window."""
+    enforcement: dict[str, list[str]] = {}
+    for source in scan["sources"]:
+        for mode, namespaces in (source.get("enforcement") or {}).items():
+            enforcement.setdefault(mode, []).extend(
+                f"{source.get('cluster')}/{ns}" for ns in namespaces
+            )
+    return {
+        "sources": [
+            {k: s.get(k) for k in ("name", "kind", "cluster", "status", "error", "workloads")}
+            for s in scan["sources"]
+        ],
+        "clusters": sorted({str(s.get("cluster")) for s in scan["sources"]}),
+        "unreachable": [s.get("name") for s in scan["sources"] if s.get("status") != "ok"],
+        "enforcement": {m: sorted(set(ns)) for m, ns in sorted(enforcement.items())},
+        "excluded_namespaces": sorted(set(enforcement.get("off", []))),
+        "bundle_digest": scan["bundle_digest"],
+        "engine": scan["engine"],
+        "rules": list(method["rules"]) if method else [],
+        "rules_digest": method["rules_digest"] if method else None,
+        "approval_source": method["approval_source"] if method else None,
+        "window": {
+            "scan_started": jsonable(scan["started_at"]),
+            "scan_finished": jsonable(scan["finished_at"]),
+            "decisions_from": decisions.get("period_start"),
+            "decisions_until": decisions.get("period_end"),
+            "previous_scan": previous["id"] if previous else None,
+            "since": jsonable(previous["finished_at"]) if previous else None,
+        },
+    }
+
+
+def _running(scan: ScanRecord) -> dict[str, dict[str, set[str]]]:
+    """cluster -> model -> versions seen running, for the sources that answered."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for s in scan["sources"]:
+        if s.get("status") == "ok" and isinstance(s.get("models_running"), dict):
+            cluster = out.setdefault(str(s.get("cluster")), {})
+            for model, versions in s["models_running"].items():
+                cluster.setdefault(str(model), set()).update(str(v) for v in versions)
+    return out
+
+
+def changes_since(
+    db: Database, scan: ScanRecord, previous: ScanRecord | None, today: date
+) -> dict[str, Any]:
+    """Findings new, resolved and still open since ``previous``; models added, retired and
+    re-versioned, comparing the clusters both scans covered."""
+    if previous is None:
+        return {"previous_scan": None}
+    now = {audit.fingerprint(f): f for f in audit.scan_findings_of(db, scan["id"])}
+    before = {audit.fingerprint(f) for f in audit.scan_findings_of(db, previous["id"])}
+    this_run, prev_run = _running(scan), _running(previous)
+    compared = sorted(set(this_run) & set(prev_run))
+    added: list[dict[str, Any]] = []
+    retired: list[dict[str, Any]] = []
+    reversioned: list[dict[str, Any]] = []
+    for cluster in compared:
+        a, b = this_run[cluster], prev_run[cluster]
+        added += [
+            {"cluster": cluster, "model": m, "versions": sorted(a[m])}
+            for m in sorted(set(a) - set(b))
+        ]
+        retired += [
+            {"cluster": cluster, "model": m, "versions": sorted(b[m])}
+            for m in sorted(set(b) - set(a))
+        ]
+        reversioned += [
+            {"cluster": cluster, "model": m, "from": sorted(b[m]), "to": sorted(a[m])}
+            for m in sorted(set(a) & set(b))
+            if a[m] != b[m]
+        ]
+    return {
+        "previous_scan": {
+            "id": previous["id"],
+            "started_at": jsonable(previous["started_at"]),
+            "finished_at": jsonable(previous["finished_at"]),
+        },
+        "new": [_finding(f, today) for k, f in now.items() if k not in before],
+        "still_open": [
+            _finding(f, today) for k, f in now.items() if k in before and f["status"] == "open"
+        ],
+        "resolved": [_finding(f, today) for f in audit.findings_resolved_by(db, scan["id"])],
+        "models": {"added": added, "retired": retired, "reversioned": reversioned},
+        "compared_clusters": compared,
+        "not_compared": sorted(
+            (set(this_run) | set(prev_run) | {str(s.get("cluster")) for s in scan["sources"]})
+            - set(compared)
+        ),
+    }
+
+
+def method_of(rules: list[Rule], rules_digest: str, approval_source: str) -> Method:
+    return Method(
+        rules=[
+            {"package": r.package, "title": r.title, "description": r.description} for r in rules
+        ],
+        rules_digest=rules_digest,
+        approval_source=approval_source,
     )
 
 
@@ -116,28 +342,66 @@ def build_export(
     *,
     config: PolicyConfig | None = None,
     generated_at: datetime | None = None,
+    method: Method | None = None,
+    trusted_keys: list[str] | None = None,
+    public_key: str | None = None,
+    sign_offs: Mapping[tuple[str, str], evidence.SignOff] | None = None,
 ) -> ExportDocument:
     """The export of scan ``scan_id`` (its findings) with the inventory as it is now, judged
-    by the policy data ``config`` (the bundle's)."""
+    by the policy data ``config`` (the bundle's), with its conclusions. ``method`` names the
+    rules and approval source in force; ``trusted_keys`` / ``public_key`` the key log
+    checkpoints must be signed with; ``sign_offs`` the recorded approvals (model, version)."""
+    config = config or PolicyConfig()
+    generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
+    today = generated.date()
     scan = audit.get_scan(db, scan_id)
     if scan is None:
         raise ExportError(f"no scan with id {scan_id}")
     models = report_models(db)
-    findings = [_finding(f) for f in audit.scan_findings_of(db, scan_id)]
+    findings = [_finding(f, today) for f in audit.scan_findings_of(db, scan_id)]
     clusters = sorted({str(s.get("cluster")) for s in scan["sources"]}) or list(
         scan["summary"].get("clusters", [])
     )
+    decisions = jsonable(queries.decision_summary(db, until=scan["finished_at"]))
+    integrity = log_integrity(db, trusted=trusted_keys, public_key=public_key)
+    previous = audit.previous_scan(db, scan_id)
+    verdict = readiness.assess(
+        db,
+        generated,
+        config,
+        scan_id=scan_id,
+        log_integrity=cast(list[chain.LogReport], integrity["logs"])
+        if integrity["error"] is None
+        else None,
+    )
+    if integrity["error"] is not None:
+        verdict["checks"].append(
+            readiness.Check(
+                name="log integrity",
+                status="fail",
+                reason=f"the logs could not be verified: {integrity['error']}",
+            )
+        )
+        verdict["status"] = readiness.verdict(verdict["checks"])
     return ExportDocument(
         format=EXPORT_FORMAT,
-        generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        generated_at=generated.isoformat(),
         scan={**jsonable(scan), "clusters": clusters},
-        policy=export_policy(config or PolicyConfig(), scan["bundle_digest"]),
+        policy=export_policy(config, scan["bundle_digest"]),
         inventory=_inventory_counts(db),
         models=models,
         findings=findings,
-        resolved=[_finding(f) for f in audit.findings_resolved_by(db, scan_id)],
+        resolved=[_finding(f, today) for f in audit.findings_resolved_by(db, scan_id)],
         exemptions=exemptions_of(models),
-        decisions=jsonable(queries.decision_summary(db, until=scan["finished_at"])),
+        decisions=decisions,
+        readiness=dict(verdict),
+        log_integrity=integrity,
+        scope=scope_of(scan, previous, decisions, method),
+        summary=summary_of(findings, config),
+        changes=changes_since(db, scan, previous, today),
+        coverage=dict(
+            evidence.coverage(models, config, log_intact=integrity["intact"], sign_offs=sign_offs)
+        ),
     )
 
 
@@ -174,6 +438,9 @@ FINDING_COLUMNS = (
     "type",
     "severity",
     "status",
+    "owner",
+    "due",
+    "overdue",
     "cluster",
     "namespace",
     "kind",

@@ -72,7 +72,51 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["human"] = _human
+    env.filters["person"] = _person
+    env.filters["percent"] = _percent
     return env
+
+
+def _person(value: Any) -> Markup:
+    """An owner or approver: it may wrap between words, never inside one, so an e-mail
+    address (or a team name) is not broken mid-word in a narrow column."""
+    words = ("" if value is None else str(value)).split()
+    return Markup(" ").join(Markup('<span class="nobreak">{}</span>').format(w) for w in words)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{round(100 * value)} %"
+
+
+VERDICT_CLASSES = {"ready": "ready", "at risk": "at-risk", "not ready": "not-ready"}
+CHECK_ORDER = {"fail": 0, "warn": 1, "ok": 2}
+
+
+def integrity_lines(integrity: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One sentence per log for the cover: intact up to entry N, the latest checkpoint and
+    its key, or what is wrong."""
+    if integrity.get("error"):
+        return [{"ok": False, "text": f"not verified: {integrity['error']}"}]
+    lines: list[dict[str, Any]] = []
+    for log in integrity["logs"]:
+        cp = log.get("latest_checkpoint")
+        signed = (
+            f"checkpoint of entry {cp['seq']} signed at {_human(cp['signed_at'])} "
+            f"(key {cp['key_fingerprint']})"
+            if cp
+            else "no signed checkpoint yet"
+        )
+        if log["intact"]:
+            text = (
+                f"{log['log']} log intact up to entry {log['last_seq'] or 0} "
+                f"({log['entries']} entries verified); {signed}"
+            )
+        else:
+            first = log["problems"][0] if log["problems"] else None
+            where = f"; first at entry {first['seq']}: {first['message']}" if first else ""
+            text = f"{log['log']} log BROKEN: {log['problems_total']} problem(s){where}; {signed}"
+        lines.append({"ok": bool(log["intact"]), "text": text, "problems": log["problems"]})
+    return lines
 
 
 def _day(text: str | None) -> date | None:
@@ -240,11 +284,28 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
     decisions["period_start"] = _human(decisions.get("period_start"))
     decisions["period_end"] = _human(decisions.get("period_end"))
     sources = doc["scan"]["sources"]
+    verdict = doc["readiness"]
+    checks = sorted(verdict["checks"], key=lambda c: CHECK_ORDER.get(c["status"], 3))
+    coverage = doc["coverage"]
+    items = [{**item, "code": n} for n, item in enumerate(coverage["items"], 1)]
     return {
+        "verdict": {
+            "status": verdict["status"],
+            "css": VERDICT_CLASSES.get(verdict["status"], "not-ready"),
+            "checks": checks,
+        },
+        "integrity": integrity_lines(doc["log_integrity"]),
+        "log_key": doc["log_integrity"],
+        "summary": doc["summary"],
+        "scope": doc["scope"],
+        "changes": doc["changes"],
+        "coverage": {**coverage, "items": items},
+        "policy": policy,
         "scan": scan,
         "sources": sources,
         "clusters": doc["scan"]["clusters"],
         "generated_at": _human(doc["generated_at"]),
+        "generated_iso": generated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "export_name": EXPORT_FILENAME,
         "export_digest": digest,
         "export_size": size,

@@ -12,21 +12,14 @@ not see it marks it ``resolved``; seeing a resolved finding again reopens it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import exc, select
+from sqlalchemy import select
 
-from modelgate.compliance import NOT_RUNNING, RUNNING, is_recorded
+from modelgate.compliance import NOT_RUNNING, RUNNING, due_date, is_recorded
 from modelgate.inventory.base import utcnow
-from modelgate.inventory.db import (
-    Database,
-    DatabaseUnavailable,
-    InventoryError,
-    classify,
-    redact,
-)
+from modelgate.inventory.db import Database, errors
 from modelgate.inventory.models import Deployment, Finding, ScanRun, scan_findings
 from modelgate.inventory.records import (
     FindingInput,
@@ -51,17 +44,9 @@ class RuntimeUpdate(TypedDict):
     resources: dict[str, Any]
 
 
-@contextmanager
-def _guard(db: Database) -> Iterator[None]:
+def _guard(db: Database) -> Any:
     """Database errors as :class:`InventoryError` (one line, password redacted)."""
-    try:
-        yield
-    except (exc.OperationalError, exc.ProgrammingError) as e:
-        raise classify(e, db.url) from e
-    except exc.InterfaceError as e:
-        raise DatabaseUnavailable(f"database {redact(db.url)} unavailable: {e}") from e
-    except exc.SQLAlchemyError as e:
-        raise InventoryError(f"audit data could not be written to {redact(db.url)}: {e}") from e
+    return errors(db, "audit data could not be written to")
 
 
 def fingerprint(f: Mapping[str, Any]) -> str:
@@ -102,9 +87,16 @@ def start_scan(
 
 
 def record_findings(
-    db: Database, scan_id: int, findings: Sequence[FindingInput], seen_at: datetime
+    db: Database,
+    scan_id: int,
+    findings: Sequence[FindingInput],
+    seen_at: datetime,
+    *,
+    remediation_days: Mapping[str, int] | None = None,
 ) -> None:
-    """Upsert findings seen by ``scan_id`` (open them, or reopen resolved ones)."""
+    """Upsert findings seen by ``scan_id`` (open them, or reopen resolved ones), each due
+    ``remediation_days[severity]`` days after it was first seen (no due date without)."""
+    windows = dict(remediation_days or {})
     unique: dict[str, FindingInput] = {}
     for f in findings:
         unique[fingerprint(f)] = f
@@ -136,6 +128,7 @@ def record_findings(
                         row.resolved_at = None
                 row.last_seen = seen_at
                 row.last_scan_id = scan_id
+                row.due = due_date(row.first_seen, row.severity, windows)
                 rows.append(row)
             session.flush()
             ids = [r.id for r in rows]
@@ -163,6 +156,7 @@ def _columns(data: FindingInput) -> dict[str, Any]:
         "version": data["version"],
         "message": data["message"],
         "details": dict(data["details"]),
+        "owner": data.get("owner"),
     }
 
 
@@ -225,6 +219,18 @@ def get_scan(db: Database, scan_id: int) -> ScanRecord | None:
 def latest_scan(db: Database) -> ScanRecord | None:
     with db.read() as session:
         scan = session.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(1)).first()
+        return scan_record(scan) if scan is not None else None
+
+
+def previous_scan(db: Database, scan_id: int) -> ScanRecord | None:
+    """The last completed scan before ``scan_id`` (what a report compares with)."""
+    with db.read() as session:
+        scan = session.scalars(
+            select(ScanRun)
+            .where(ScanRun.id < scan_id, ScanRun.status == "completed")
+            .order_by(ScanRun.id.desc())
+            .limit(1)
+        ).first()
         return scan_record(scan) if scan is not None else None
 
 

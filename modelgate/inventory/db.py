@@ -163,6 +163,21 @@ class Database:
         self.engine.dispose()
 
 
+@contextmanager
+def errors(db: Database, action: str) -> Iterator[None]:
+    """Database errors inside the block as :class:`InventoryError` subclasses: one line,
+        the password redacted; ``action`` says what failed, before the URL ("audit data could not
+    be written to")."""
+    try:
+        yield
+    except (exc.OperationalError, exc.ProgrammingError) as e:
+        raise classify(e, db.url) from e
+    except exc.InterfaceError as e:
+        raise DatabaseUnavailable(f"database {redact(db.url)} unavailable: {e}") from e
+    except exc.SQLAlchemyError as e:
+        raise InventoryError(f"{action} {redact(db.url)}: {e}") from e
+
+
 def classify(error: exc.DBAPIError, url: str) -> InventoryError:
     """A one-line, user-facing error for a database failure."""
     message = str(error.orig).strip().splitlines()[0] if error.orig else str(error)

@@ -5,7 +5,10 @@ Lineage: ``Dataset`` --(training_run_datasets)--> ``TrainingRun`` --> ``ModelVer
 (``model_version_datasets``) because ``training-run`` is optional metadata.
 
 ``Decision`` is the append-only decision log: a trigger (created with the table, and by the
-migration) refuses UPDATE and DELETE on both SQLite and PostgreSQL.
+migration) refuses UPDATE and DELETE on both SQLite and PostgreSQL. It is a hash chain
+(:class:`ChainedEntry`: sequence number, previous entry's hash, entry hash; see
+:mod:`modelgate.inventory.chain`), whose head is kept in ``log_heads`` and whose signed
+checkpoints are ``log_checkpoints`` (append-only too).
 
 ``ScanRun`` and ``Finding`` are the auditor's: one row per ``modelgate audit`` scan, and the
 findings tracked across scans (``audit_scan_findings`` links each scan to what it saw).
@@ -195,8 +198,22 @@ class Deployment(Base):
     model_version: Mapped[ModelVersion | None] = relationship(back_populates="deployments")
 
 
-class Decision(Base):
-    """One admission decision, allowed or denied. Append-only."""
+class ChainedEntry:
+    """The chain columns of an append-only log table (:mod:`modelgate.inventory.chain`):
+    the entry's position, the hash of the entry before it and its own hash (SHA-256 over the
+    previous hash and the entry's canonical content). Every other column except ``id`` is
+    logged content."""
+
+    #: position in the log, 1, 2, 3, ... without gaps (assigned under the chain head's lock)
+    seq: Mapped[int] = mapped_column(BigID, unique=True)
+    #: ``entry_hash`` of the entry before (the log's genesis hash for the first one)
+    prev_hash: Mapped[str] = mapped_column(Text)
+    #: SHA-256 (hex) of ``prev_hash`` and the entry's canonical content
+    entry_hash: Mapped[str] = mapped_column(Text)
+
+
+class Decision(ChainedEntry, Base):
+    """One admission decision, allowed or denied. Append-only, hash-chained."""
 
     __tablename__ = "decisions"
     __table_args__ = (
@@ -276,6 +293,10 @@ class Finding(Base):
     version: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: who must remediate it: the model's owner, or the namespace's owner label for orphans
+    owner: Mapped[str | None] = mapped_column(Text)
+    #: first_seen + the policy data's remediation window for its severity
+    due: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(Text, default="open")  # open / resolved
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -324,15 +345,69 @@ class CapacitySample(Base):
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
+# --- tamper evidence: chain heads and signed checkpoints ---------------------------------
+
+
+class LogHead(Base):
+    """The newest entry of each hash-chained log. Writers lock this row (``SELECT ... FOR
+    UPDATE`` on PostgreSQL, the write lock on SQLite) while they append, so concurrent
+    writers never fork the chain."""
+
+    __tablename__ = "log_heads"
+
+    log: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigID)
+    entry_hash: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LogCheckpoint(Base):
+    """A signed statement "entry ``seq`` of ``log`` had hash ``entry_hash`` at
+    ``signed_at``" (Ed25519; ``modelgate log checkpoint``). Append-only."""
+
+    __tablename__ = "log_checkpoints"
+    __table_args__ = (Index(None, "log", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    log: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(BigID)
+    entry_hash: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the raw Ed25519 public key, base64
+    public_key: Mapped[str] = mapped_column(Text)
+    #: ``SHA256:`` + hex SHA-256 of the raw public key
+    key_fingerprint: Mapped[str] = mapped_column(Text)
+    #: base64 Ed25519 signature of :func:`modelgate.inventory.chain.checkpoint_payload`
+    signature: Mapped[str] = mapped_column(Text)
+
+
 # --- append-only decision log: triggers on both backends ------------------------------------
 
 APPEND_ONLY_MESSAGE = "the decision log is append-only"
 
-SQLITE_APPEND_ONLY = [
-    f"""CREATE TRIGGER decisions_no_{op.lower()} BEFORE {op} ON decisions
-BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"""
-    for op in ("UPDATE", "DELETE")
-]
+
+def append_only_triggers(table: str, message: str) -> tuple[list[str], list[str]]:
+    """The (SQLite, PostgreSQL) DDL of the triggers that refuse UPDATE and DELETE on an
+    append-only ``table`` with ``message``."""
+    sqlite = [
+        f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}
+BEGIN SELECT RAISE(ABORT, '{message}'); END"""
+        for op in ("UPDATE", "DELETE")
+    ]
+    postgres = [
+        f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '{message}' USING ERRCODE = 'insufficient_privilege';
+END
+$$""",
+        f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+FOR EACH ROW EXECUTE FUNCTION {table}_append_only()""",
+    ]
+    return sqlite, postgres
+
+
+SQLITE_APPEND_ONLY, POSTGRES_APPEND_ONLY = append_only_triggers("decisions", APPEND_ONLY_MESSAGE)
 SQLITE_APPEND_ONLY_DROP = [
     f"DROP TRIGGER IF EXISTS decisions_no_{op}" for op in ("update", "delete")
 ]
@@ -352,7 +427,17 @@ POSTGRES_APPEND_ONLY_DROP = [
     "DROP FUNCTION IF EXISTS decisions_append_only()",
 ]
 
-for _stmt in SQLITE_APPEND_ONLY:
-    event.listen(Decision.__table__, "after_create", DDL(_stmt).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
-for _stmt in POSTGRES_APPEND_ONLY:
-    event.listen(Decision.__table__, "after_create", DDL(_stmt).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+CHECKPOINTS_APPEND_ONLY_MESSAGE = "the log checkpoints are append-only"
+
+SQLITE_CHECKPOINTS_APPEND_ONLY, POSTGRES_CHECKPOINTS_APPEND_ONLY = append_only_triggers(
+    "log_checkpoints", CHECKPOINTS_APPEND_ONLY_MESSAGE
+)
+
+for _table, _sqlite, _postgres in (
+    (Decision.__table__, SQLITE_APPEND_ONLY, POSTGRES_APPEND_ONLY),
+    (LogCheckpoint.__table__, SQLITE_CHECKPOINTS_APPEND_ONLY, POSTGRES_CHECKPOINTS_APPEND_ONLY),
+):
+    for _stmt in _sqlite:
+        event.listen(_table, "after_create", DDL(_stmt).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
+    for _stmt in _postgres:
+        event.listen(_table, "after_create", DDL(_stmt).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]

@@ -52,6 +52,7 @@ class DeploymentRecord(TypedDict):
     images: list[str]  # as admitted
     model: str | None
     version: str | None
+    owner: str | None  # the owner of the version it runs (None without one)
     first_admitted: datetime | None
     last_admitted: datetime | None
     replicas: int | None  # desired, as the last scan saw it
@@ -148,10 +149,14 @@ class FindingInput(TypedDict):
     version: str | None
     message: str
     details: dict[str, Any]
+    #: who must remediate it: the model's owner, or the namespace's owner label for orphans
+    owner: str | None
 
 
 class FindingRecord(FindingInput):
     id: int
+    #: first_seen + the remediation window of its severity (policy data)
+    due: date | None
     status: str  # open / resolved
     first_seen: datetime
     last_seen: datetime
@@ -224,6 +229,7 @@ def deployment_record(d: Deployment) -> DeploymentRecord:
         images=list(d.images or []),
         model=mv.model.name if mv is not None else None,
         version=mv.version if mv is not None else None,
+        owner=(mv.owner or mv.model.owner or None) if mv is not None else None,
         first_admitted=d.first_admitted,
         last_admitted=d.last_admitted,
         replicas=d.replicas,
@@ -395,6 +401,8 @@ def finding_record(f: Finding) -> FindingRecord:
         version=f.version,
         message=f.message,
         details=dict(f.details or {}),
+        owner=f.owner,
+        due=f.due,
         status=f.status,
         first_seen=f.first_seen,
         last_seen=f.last_seen,

@@ -5,6 +5,10 @@ upserts model, version (metadata, datasets, training run, certifications) and de
 coalesced per entity; :func:`mark_deleted` follows admitted deletions. Writes are
 order-tolerant: a replayed older event never overwrites newer metadata, and an event
 already recorded (same id) is skipped as a whole.
+
+The decision log is a hash chain (:mod:`modelgate.inventory.chain`): decisions are appended
+under the chain head's lock, which is taken first, so replays already recorded are filtered
+out before sequence numbers are given (no gaps) and concurrent writers never fork the chain.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from modelgate.compliance import DELETED, NOT_LIVE_STATUSES
 from modelgate.events import AdmissionEvent, SubmittedEvent, utc
+from modelgate.inventory import chain
 from modelgate.inventory.models import (
     Certification,
     Dataset,
@@ -96,18 +101,27 @@ def _metadata_of(event: AdmissionEvent) -> ParsedMetadata | None:
 def _insert_decisions(
     session: Session, parsed: Sequence[tuple[SubmittedEvent, ParsedMetadata | None]]
 ) -> set[str]:
-    """Append the decisions; the ids of those not recorded before (replays are skipped)."""
+    """Append the decisions to the chained log, in order; the ids of those not recorded
+    before (replays are skipped before they are given a sequence number)."""
+    if not parsed:
+        return set()
+    log = chain.LOGS["decisions"]
+    head = chain.lock_head(session, log)  # first: the existence check below is then race-free
     inserted: set[str] = set()
-    conn = session.connection()
     for start in range(0, len(parsed), 500):
-        rows = [_decision_row(item, md) for item, md in parsed[start : start + 500]]
-        stmt = (
-            _insert(session)(Decision)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(Decision.event_id)
-        )
-        inserted.update(conn.execute(stmt).scalars().all())
+        chunk = parsed[start : start + 500]
+        ids = [item.event_id for item, _ in chunk]
+        known = set(session.scalars(select(Decision.event_id).where(Decision.event_id.in_(ids))))
+        rows = []
+        for item, md in chunk:
+            if item.event_id in known or item.event_id in inserted:
+                continue
+            inserted.add(item.event_id)
+            rows.append(_decision_row(item, md))
+        if rows:
+            chain.link(log, head, rows)
+            session.execute(insert(Decision), rows)
+    chain.save_head(session, head)
     return inserted
 
 

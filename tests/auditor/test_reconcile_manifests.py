@@ -31,7 +31,7 @@ from tests.fixtures.inventory import (
 
 def _snapshot_objects() -> list[dict[str, object]]:
     return [
-        namespace("ml", {"team": "risk"}),
+        namespace("ml", {"team": "risk", "modelgate.dev/owner": "risk-platform"}),
         # admitted with 1.0.0, now running 1.1.0 with a new image -> drift
         deployment(
             "fraud",
@@ -45,7 +45,7 @@ def _snapshot_objects() -> list[dict[str, object]]:
             image="registry.example.com/churn:2.0",
             annotations=metadata(model_name="churn-predictor", model_version="2.0"),
         ),
-        # never admitted, owner missing -> orphan + violation + missing-metadata
+        # never admitted, owner missing -> one orphan (violations and missing fields in it)
         deployment(
             "shadow",
             image="vllm/vllm-openai:v0.6.3",
@@ -124,8 +124,6 @@ def test_snapshot_scan_finds_every_finding_type(
         ("fraud", "drift"),
         ("churn", "orphan"),
         ("shadow", "orphan"),
-        ("shadow", "violation"),
-        ("shadow", "missing-metadata"),
         ("scorer", "expiring-certification"),
         ("legacy", "retired"),
     }
@@ -134,12 +132,32 @@ def test_snapshot_scan_finds_every_finding_type(
     assert "1.1.0 running, 1.0.0 admitted" in drift["message"]
     assert drift["cluster"] == "prod" and drift["namespace"] == "ml"
     assert drift["model"] == "fraud-detector"
-    assert "modelgate.dev/owner" in found[("shadow", "violation")]["message"]
-    assert found[("shadow", "missing-metadata")]["details"]["missing"] == ["owner"]
+    shadow = found[("shadow", "orphan")]
+    assert shadow["details"]["missing"] == ["owner"]
+    assert any("modelgate.dev/owner" in v for v in shadow["details"]["violations"])
+    assert shadow["details"]["images"] == ["vllm/vllm-openai:v0.6.3"]
+    assert "was never admitted" in shadow["message"] and "missing owner" in shadow["message"]
+    assert found[("churn", "orphan")]["details"]["violations"] == []
     assert found[("legacy", "retired")]["model"] == "legacy-ranker"
     assert found[("legacy", "retired")]["severity"] == "low"
     assert "ISO-42001" in found[("scorer", "expiring-certification")]["message"]
-    assert result.counts["orphan"] == 2
+    assert result.counts == {
+        "orphan": 2,
+        "drift": 1,
+        "expiring-certification": 1,
+        "retired": 1,
+    }  # one finding per problem: nothing counted twice
+    assert result.severities == {"high": 2, "medium": 2, "low": 1}
+    # the accountable owner: the model's, else the namespace's owner label for orphans
+    assert drift["owner"] == "risk-ml@example.com"
+    assert found[("churn", "orphan")]["owner"] == "risk-ml@example.com"  # its own annotation
+    assert shadow["owner"] == "risk-platform"  # no owner annotation: the namespace's label
+    assert found[("legacy", "retired")]["owner"] == "risk-ml@example.com"  # the inventory's
+    # due: first seen + the remediation window of the severity (policy data)
+    windows = PolicyConfig().remediation_days
+    for f in found.values():
+        assert f["due"] == f["first_seen"].date() + timedelta(days=windows[f["severity"]])
+    assert shadow["due"] == shadow["first_seen"].date() + timedelta(days=30)
     assert result.worst_severity_at_least("high", PolicyConfig())
     assert result.bundle_digest and result.bundle_digest == engine.bundle_digest
 
@@ -347,3 +365,72 @@ def test_an_incomplete_snapshot_retires_and_resolves_nothing(
     assert "no manifest files (*.yaml, *.yml, *.json) below" in (empty.sources[0].error or "")
     assert empty.resolved == 0
     assert _by_key(audit.findings(sqlite_db))[("rogue", "orphan")]["status"] == "open"
+
+
+def test_an_expired_certification_the_policy_denies_is_one_violation(
+    tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
+) -> None:
+    """A high-tier model admitted while certified, now past its only certification: the
+    violation names it, and no second (expiring-certification) finding counts it again. A
+    certification merely expiring soon stays its own finding."""
+    high = {
+        "risk_tier": "high",
+        "model_card": "https://models.example.com/card",
+    }
+    lapsed = deployment(
+        "lapsed",
+        annotations=metadata(
+            model_name="lapsed", certifications=certs(("SR-11-7", in_days(-3))), **high
+        ),
+    )
+    soon = deployment(
+        "soon",
+        annotations=metadata(
+            model_name="soon", certifications=certs(("SR-11-7", in_days(5))), **high
+        ),
+    )
+    admit(sqlite_db, "prod", lapsed)
+    admit(sqlite_db, "prod", soon)
+    snap = write_snapshot(tmp_path / "prod", [lapsed, soon])
+    result = Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    found = _by_key(audit.scan_findings_of(sqlite_db, result.scan_id))
+    assert set(found) == {("lapsed", "violation"), ("soon", "expiring-certification")}
+    violation = found[("lapsed", "violation")]
+    assert "no unexpired certification" in violation["message"]
+    assert violation["details"]["certifications"] == [
+        f"certification 'SR-11-7' expired on {in_days(-3)}"
+    ]
+    assert result.counts == {"violation": 1, "expiring-certification": 1}
+
+
+class _Lenient(_FailingFor):
+    """The real engine with every violation dropped: a bundle that does not deny missing
+    fields (our own seam)."""
+
+    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+        result = self.inner.evaluate(policy_input)
+        return PolicyResult(
+            is_model=result.is_model,
+            warn=result.warn,
+            enforcement=result.enforcement,
+            bundle_digest=result.bundle_digest,
+        )
+
+
+def test_missing_metadata_is_only_for_fields_the_policy_does_not_deny(
+    tmp_path: Path, sqlite_db: Database, engine: PolicyEngine
+) -> None:
+    sparse = deployment("sparse", annotations=metadata(model_name="sparse", training_data=None))
+    admit(sqlite_db, "prod", sparse)
+    snap = write_snapshot(tmp_path / "prod", [sparse])
+    strict = Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    found = _by_key(audit.scan_findings_of(sqlite_db, strict.scan_id))
+    assert set(found) == {("sparse", "violation")}
+    assert found[("sparse", "violation")]["details"]["missing"] == ["training-data"]
+    lenient = Reconciler(sqlite_db, _Lenient(engine, "")).scan(
+        create_sources("manifests", {"paths": [snap]})
+    )
+    found = _by_key(audit.scan_findings_of(sqlite_db, lenient.scan_id))
+    assert set(found) == {("sparse", "missing-metadata")}
+    assert found[("sparse", "missing-metadata")]["details"]["missing"] == ["training-data"]
+    assert found[("sparse", "missing-metadata")]["owner"] == "risk-ml@example.com"

@@ -44,6 +44,9 @@ FINDING_KEYS = {
     "last_seen",
     "resolved_at",
     "details",
+    "owner",
+    "due",
+    "overdue",
 }
 
 
@@ -145,9 +148,7 @@ def test_audit_writes_export_csv_and_a_valid_pdfa_report(scenario: Path, tmp_pat
     types = {(f["name"], f["type"]) for f in doc["findings"]}
     assert types == {
         ("credit", "drift"),
-        ("rogue", "orphan"),
-        ("rogue", "violation"),
-        ("rogue", "missing-metadata"),
+        ("rogue", "orphan"),  # one finding: its violations and missing fields are inside
         ("legacy", "retired"),
     }
     assert doc["exemptions"][0]["reason"].startswith("decommissioning approved")
@@ -179,8 +180,6 @@ def test_audit_writes_export_csv_and_a_valid_pdfa_report(scenario: Path, tmp_pat
         "orphan",
         "drift",
         "retired",
-        "missing-metadata",
-        "violation",
         digest,
         doc["scan"]["bundle_digest"],
         "decommissioning approved by the model-risk board",
@@ -233,7 +232,7 @@ def test_report_renders_an_earlier_scan(scenario: Path, tmp_path: Path) -> None:
     lines = listed.output.splitlines()
     assert lines[0].split() == ["ID", "STARTED", "(UTC)", "STATUS", "FINDINGS", "CLUSTERS"]
     assert [line.split()[0] for line in lines[1:]] == ["2", "1"]  # newest first
-    assert lines[1].split()[3:] == ["completed", "5", "prod"]
+    assert lines[1].split()[3:] == ["completed", "3", "prod"]
     assert _run("report", "--list", "--limit", "1").output.count("completed") == 1
     both = _run("report", "--list", "--scan", "1")
     assert both.exit_code == 2 and "--list cannot be combined" in both.output
@@ -423,7 +422,7 @@ def test_findings_resolved_by_a_scan_are_exported_and_reported(
     scenario: Path, tmp_path: Path
 ) -> None:
     assert _run("audit", "--manifests", str(scenario), "--no-progress").exit_code == 0
-    # the rogue deployment is gone: its three findings are resolved by the second scan
+    # the rogue deployment is gone: its finding is resolved by the second scan
     for path in scenario.glob("*.yaml"):
         path.write_text(
             path.read_text(encoding="utf-8").replace("name: rogue", "name: rogue-gone"),
@@ -442,9 +441,9 @@ def test_findings_resolved_by_a_scan_are_exported_and_reported(
     )
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "two.json").read_text(encoding="utf-8"))
-    assert doc["scan"]["summary"]["resolved"] == 3
+    assert doc["scan"]["summary"]["resolved"] == 1
     resolved = {(f["name"], f["type"]) for f in doc["resolved"]}
-    assert resolved == {("rogue", "orphan"), ("rogue", "violation"), ("rogue", "missing-metadata")}
+    assert resolved == {("rogue", "orphan")}
     assert all(f["status"] == "resolved" and f["resolved_at"] for f in doc["resolved"])
     assert not any(f["name"] == "rogue" for f in doc["findings"])
 
@@ -455,7 +454,7 @@ def test_findings_resolved_by_a_scan_are_exported_and_reported(
         check=True,
     ).stdout
     flat = " ".join(text.split())
-    assert "Resolved by this scan (3)" in flat
+    assert "Resolved by this scan (1)" in flat
     assert "Deployment rogue" in flat
 
 

@@ -121,8 +121,11 @@ def test_endpoints_become_workloads_with_tag_metadata(
     assert ("churn-prod", "orphan") in findings
     assert ("churn-prod", "violation") not in findings
     assert ("fraud-shadow", "orphan") in findings
-    assert ("fraud-shadow", "missing-metadata") in findings
-    assert ("fraud-shadow", "violation") in findings
+    # one finding per problem: the orphan lists its violations and missing fields
+    assert set(findings) == {("churn-prod", "orphan"), ("fraud-shadow", "orphan")}
+    details = {f["name"]: f["details"] for f in audit.scan_findings_of(sqlite_db, result.scan_id)}
+    assert details["fraud-shadow"]["missing"] and details["fraud-shadow"]["violations"]
+    assert details["churn-prod"]["violations"] == []
 
 
 def test_unreachable_sagemaker_is_reported(

@@ -160,6 +160,7 @@ def _tls_state(cluster: Cluster, ns: str, release: str) -> tuple[dict[str, str],
 def test_helm_upgrade_keeps_the_generated_certificate(installed: tuple[Cluster, str, str]) -> None:
     cluster, ns, release = installed
     before, bundles = _tls_state(cluster, ns, release)
+    signing = cluster.get_json(f"secret/{release}-modelgate-log-signing", "-n", ns)["data"]
     assert bundles == {before["ca.crt"]}
     assert b"BEGIN CERTIFICATE" in base64.b64decode(before["tls.crt"])
     helm(
@@ -176,6 +177,8 @@ def test_helm_upgrade_keeps_the_generated_certificate(installed: tuple[Cluster, 
     )
     after, bundles_after = _tls_state(cluster, ns, release)
     assert after == before
+    # and the log signing key every earlier checkpoint was signed with
+    assert cluster.get_json(f"secret/{release}-modelgate-log-signing", "-n", ns)["data"] == signing
     assert bundles_after == {before["ca.crt"]}
     dep = cluster.get_json(f"deployment/{release}-modelgate", "-n", ns)
     assert dep["spec"]["replicas"] == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from modelgate.inventory import chain
 from tests.charts.helm import CHART, CI_VALUES, NAMESPACE, by_kind, one, render, render_error
 
 WORKLOAD_KINDS = {
@@ -48,6 +50,11 @@ def _container(objs: list[dict[str, Any]], name: str = "webhook") -> dict[str, A
         c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]
     }
     return containers[name]
+
+
+def _tls_secrets(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chart's Secrets of type kubernetes.io/tls (the log signing key is another one)."""
+    return [o for o in by_kind(objs, "Secret") if o.get("type") == "kubernetes.io/tls"]
 
 
 def _env(container: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +163,7 @@ def test_object_selector_is_passed_through() -> None:
 
 def test_generated_tls_secret_is_signed_by_the_ca_in_the_webhook_bundle() -> None:
     objs = render()
-    secret = one(objs, "Secret")
+    secret = one(_tls_secrets(objs), "Secret")
     assert secret["type"] == "kubernetes.io/tls"
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
     ca = x509.load_pem_x509_certificate(data["ca.crt"])
@@ -182,7 +189,7 @@ NO_DASHBOARD = {"dashboard.enabled": "false"}
 
 def test_cert_manager_mode_creates_issuer_and_certificate_and_injects_the_ca() -> None:
     objs = render(_ci("certmanager"), base=False, sets=NO_DASHBOARD)
-    assert not by_kind(objs, "Secret")
+    assert not _tls_secrets(objs)
     cert = one(objs, "Certificate")
     issuer = one(objs, "Issuer")
     assert issuer["spec"] == {"selfSigned": {}}
@@ -209,7 +216,7 @@ def test_cert_manager_mode_can_use_an_existing_cluster_issuer() -> None:
 
 def test_existing_secret_mode_uses_the_secret_and_the_given_ca_bundle() -> None:
     objs = render(_ci("existing-secret"), base=False, sets=NO_DASHBOARD)
-    assert not by_kind(objs, "Secret") and not by_kind(objs, "Certificate")
+    assert not _tls_secrets(objs) and not by_kind(objs, "Certificate")
     expected = yaml.safe_load((CHART / "ci" / "existing-secret-values.yaml").read_text())
     bundle = expected["tls"]["existingSecret"]["caBundle"]
     for hook in _webhooks(objs).values():
@@ -335,7 +342,7 @@ def test_every_pod_of_the_chart_runs_non_root_without_capabilities() -> None:
     for spec in pod_specs:
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-        for c in spec["containers"]:
+        for c in [*spec["containers"], *spec.get("initContainers", [])]:
             assert c["securityContext"]["readOnlyRootFilesystem"] is True
             assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert not c["image"].endswith(":latest")
@@ -509,3 +516,73 @@ def test_extra_env_reaches_the_webhook_and_the_auditor() -> None:
     assert _env(_container(objs))["HTTPS_PROXY"] == "http://p:3128"
     auditor = one(objs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert _env(auditor["containers"][0])["HTTPS_PROXY"] == "http://p:3128"
+
+
+# --------------------------------------------------------------------------- log signing
+
+
+def _auditor_pod(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    pod: dict[str, Any] = one(objs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pod
+
+
+def test_the_auditor_signs_a_log_checkpoint_with_a_generated_ed25519_key(tmp_path: Path) -> None:
+    objs = render()
+    secret = next(
+        o for o in by_kind(objs, "Secret") if o["metadata"]["name"].endswith("-log-signing")
+    )
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    pem = base64.b64decode(secret["data"]["signing-key.pem"])
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    key_file = tmp_path / "signing-key.pem"
+    key_file.write_bytes(pem)
+    key = chain.load_private_key(key_file)  # what `modelgate log checkpoint` reads
+    assert chain.fingerprint(key.public_key()).startswith("SHA256:")
+
+    pod = _auditor_pod(objs)
+    (init,) = pod["initContainers"]
+    assert init["name"] == "log-checkpoint" and init["args"] == ["log", "checkpoint"]
+    key_path = "/var/run/modelgate/log-signing/signing-key.pem"
+    assert _env(init)["MODELGATE_LOG_SIGNING_KEY_FILE"] == key_path
+    assert _env(pod["containers"][0])["MODELGATE_LOG_SIGNING_KEY_FILE"] == key_path
+    assert "MODELGATE_DATABASE_URL" in _env(init)
+    for c in (init, pod["containers"][0]):
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        assert mounts["log-signing"]["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == "log-signing")
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volume["secret"]["defaultMode"] == 0o440  # the pod's fsGroup reads it, no one else
+    # only the auditor holds the key: the webhook never sees it
+    webhook = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert "log-signing" not in {v["name"] for v in webhook["volumes"]}
+
+
+def test_an_existing_signing_key_secret_can_be_used_instead() -> None:
+    objs = render(
+        sets={
+            "auditor.logSigning.mode": "existingSecret",
+            "auditor.logSigning.existingSecret.name": "audit-signing",
+            "auditor.logSigning.secretKey": "ed25519.pem",
+        }
+    )
+    assert not [
+        o for o in by_kind(objs, "Secret") if o["metadata"]["name"].endswith("-log-signing")
+    ]
+    pod = _auditor_pod(objs)
+    volume = next(v for v in pod["volumes"] if v["name"] == "log-signing")
+    assert volume["secret"]["secretName"] == "audit-signing"
+    assert volume["secret"]["items"] == [{"key": "ed25519.pem", "path": "ed25519.pem"}]
+    assert _env(pod["initContainers"][0])["MODELGATE_LOG_SIGNING_KEY_FILE"].endswith("/ed25519.pem")
+
+
+def test_log_signing_can_be_turned_off_and_bad_combinations_fail() -> None:
+    pod = _auditor_pod(render(sets={"auditor.logSigning.enabled": "false"}))
+    assert "initContainers" not in pod
+    assert "MODELGATE_LOG_SIGNING_KEY_FILE" not in _env(pod["containers"][0])
+    assert "existingSecret.name" in render_error(sets={"auditor.logSigning.mode": "existingSecret"})
+    assert "must be generated or existingSecret" in render_error(
+        sets={"auditor.logSigning.mode": "vault"}
+    )
+    assert "set auditor.logSigning.mode=existingSecret" in render_error(
+        sets={"auditor.logSigning.existingSecret.name": "x"}
+    )

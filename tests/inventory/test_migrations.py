@@ -85,8 +85,9 @@ def test_migrated_decision_log_refuses_update_and_delete(db_url: str) -> None:
                 text(
                     'INSERT INTO decisions (event_id, time, uid, "user", operation, cluster,'
                     " kind, namespace, name, allowed, is_model, violations, warnings,"
-                    " enforcement, bundle_digest, engine) VALUES ('e1', :t, 'u', 'x', 'CREATE',"
-                    " 'c', 'Pod', 'ns', 'p', true, false, '[]', '[]', 'enforce', '', '')"
+                    " enforcement, bundle_digest, engine, seq, prev_hash, entry_hash) VALUES"
+                    " ('e1', :t, 'u', 'x', 'CREATE', 'c', 'Pod', 'ns', 'p', true, false, '[]',"
+                    " '[]', 'enforce', '', '', 1, 'p', 'h')"
                 ),
                 {"t": "2026-01-01 00:00:00"},
             )

@@ -184,6 +184,14 @@ def variations() -> dict[str, PolicyInput]:
         "training-data-trailing-comma": {"training_data": "s3://a/b,"},
         "blank-owner": {"owner": "   "},
         "removed-owner": {"owner": None},
+        "validation-date-today": {"validation_date": str(TODAY)},
+        "validation-date-tomorrow": {"validation_date": str(TODAY + timedelta(days=1))},
+        "validation-date-malformed": {"validation_date": "last spring"},
+        "documentation-fields": {
+            "intended_purpose": "score card transactions for fraud review",
+            "restrictions": "not for credit decisions",
+            "limitations": "not validated on business accounts",
+        },
     }
     for name, changes in odd.items():
         out[f"odd-{name}"] = to_input(with_annotations(plain, **changes))

@@ -8,7 +8,8 @@ import pytest
 
 from policies.bundle import fingerprint, load_bundle
 from policies.engines.base import BundleError
-from tests.policies.samples import POLICY_DIR
+from policies.rules import bundle_rules
+from tests.policies.samples import POLICY_DIR, copy_policies
 
 
 def test_served_modules_exclude_tests_and_python() -> None:
@@ -77,3 +78,31 @@ def test_directory_without_rego_is_a_bundle_error(tmp_path: Path) -> None:
     (tmp_path / "readme.txt").write_text("nothing here")
     with pytest.raises(BundleError, match="no Rego modules"):
         load_bundle(tmp_path)
+
+
+def test_the_rules_applied_are_each_packages_metadata(tmp_path: Path) -> None:
+    root = copy_policies(tmp_path)
+    shipped = {r.package: r for r in bundle_rules(load_bundle(root))}
+    assert set(shipped) == {
+        "modelgate.admission",
+        "modelgate.compliance",
+        "modelgate.detection",
+        "modelgate.enforcement",
+        "modelgate.metadata",
+        "modelgate.risk",
+    }  # the helpers (custom.rule: false) and the tests are not rules
+    assert shipped["modelgate.metadata"].title == "Required and well-formed metadata"
+    assert "\n" not in shipped["modelgate.metadata"].description
+    assert shipped["modelgate.metadata"].description.startswith("Every required")
+    (root / "modelgate" / "extra").mkdir()
+    (root / "modelgate" / "extra" / "extra.rego").write_text(
+        "# METADATA\n# title: No GPUs on weekends\n# description: |\n#   A house rule.\n"
+        "#   On two lines.\npackage modelgate.extra\n\nimport rego.v1\n",
+        encoding="utf-8",
+    )
+    (root / "modelgate" / "extra" / "plain.rego").write_text(
+        "package modelgate.plain\n", encoding="utf-8"
+    )
+    rules = {r.package: r for r in bundle_rules(load_bundle(root))}
+    assert rules["modelgate.extra"].description == "A house rule. On two lines."
+    assert "modelgate.plain" not in rules

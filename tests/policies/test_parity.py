@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,15 @@ from modelgate.policy_input import PolicyInput
 from policies.engines.base import PolicyResult
 from policies.engines.embedded import EmbeddedEngine
 from policies.engines.opa import OpaEngine
-from tests.policies.samples import POLICY_DIR, sample_inputs, variations
+from tests.policies.samples import (
+    POLICY_DIR,
+    copy_policies,
+    sample,
+    sample_inputs,
+    to_input,
+    variations,
+    with_annotations,
+)
 
 CASES: dict[str, PolicyInput] = {**sample_inputs(), **variations()}
 
@@ -45,3 +54,52 @@ def test_engines_agree(embedded: EmbeddedEngine, opa_engine: OpaEngine, case: st
     ours: PolicyResult = embedded.evaluate(policy_input)
     theirs: PolicyResult = opa_engine.evaluate(policy_input)
     assert ours == theirs
+
+
+def test_engines_agree_on_fields_required_per_tier(opa_server: str, tmp_path: Path) -> None:
+    """A bundle whose data requires documentation fields of high-risk models: both engines
+    deny the same high-risk inputs with the same messages and leave other tiers alone."""
+    policy_dir = copy_policies(tmp_path)
+    data = policy_dir / "modelgate" / "config" / "data.yaml"
+    data.write_text(
+        data.read_text().replace(
+            "tier_required_fields: {}",
+            'tier_required_fields:\n  high: ["intended-purpose", "limitations", "validation-date"]',
+        )
+    )
+    high = sample("05-high-risk-certified-deployment.yaml")
+    cases = {
+        "high-undocumented": to_input(high),
+        "high-documented": to_input(
+            with_annotations(
+                high,
+                intended_purpose="fraud scoring",
+                limitations="retail only",
+                validation_date="2025-01-01",
+            )
+        ),
+        "limited": to_input(sample("01-compliant-deployment.yaml")),
+    }
+    embedded = EmbeddedEngine(policy_dir)
+    opa = OpaEngine(policy_dir, opa_server, timeout=10)
+    try:
+        assert embedded.ready() and opa.ready(), (embedded.last_error, opa.last_error)
+        results = {name: embedded.evaluate(i) for name, i in cases.items()}
+        for name, policy_input in cases.items():
+            assert results[name] == opa.evaluate(policy_input), name
+    finally:
+        embedded.close()
+        opa.close()
+    assert not results["high-undocumented"].allowed
+    assert sorted(results["high-undocumented"].deny) == [
+        f'missing annotation "modelgate.dev/{f}" required for risk tier "high": {hint}'
+        for f, hint in [
+            ("intended-purpose", "set it to what the model is for and who uses its output"
+             " (EU AI Act Annex IV 1(a))"),
+            ("limitations", "set it to the known limitations of the model (data it was not"
+             " trained on, conditions it fails in)"),
+            ("validation-date", "set it to the ISO 8601 date the model was last independently"
+             ' validated, e.g. "2025-04-01"'),
+        ]
+    ]  # fmt: skip
+    assert results["high-documented"].allowed and results["limited"].allowed

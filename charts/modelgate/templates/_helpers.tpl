@@ -56,6 +56,27 @@ app.kubernetes.io/component: webhook
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret holding the auditor's log checkpoint signing key. */}}
+{{- define "modelgate.logSigningSecretName" -}}
+{{- if eq .Values.auditor.logSigning.mode "existingSecret" -}}
+{{- required "auditor.logSigning.existingSecret.name is required when auditor.logSigning.mode is existingSecret" .Values.auditor.logSigning.existingSecret.name -}}
+{{- else -}}
+{{- printf "%s-log-signing" (include "modelgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The generated log signing key (base64 PEM): the one already in the cluster, else a new
+Ed25519 key, so upgrades keep the key every earlier checkpoint was signed with. */}}
+{{- define "modelgate.generatedLogSigningKey" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "modelgate.logSigningSecretName" .) -}}
+{{- $key := .Values.auditor.logSigning.secretKey -}}
+{{- if and $existing $existing.data (hasKey $existing.data $key) -}}
+{{- index $existing.data $key -}}
+{{- else -}}
+{{- genPrivateKey "ed25519" | b64enc -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "modelgate.policyConfigMapName" -}}
 {{- if eq .Values.policies.source "existingConfigMap" -}}
 {{- .Values.policies.existingConfigMap.name -}}
@@ -115,6 +136,15 @@ app.kubernetes.io/component: webhook
 {{- end -}}
 {{- if and (eq .Values.tls.mode "generated") .Values.webhook.url -}}
 {{- fail "tls.mode=generated cannot be combined with webhook.url: the generated certificate names the in-cluster Service only, so the API server would reject the URL's host; use tls.mode=existingSecret with a certificate for that host and tls.existingSecret.caBundle" -}}
+{{- end -}}
+{{- if not (has .Values.auditor.logSigning.mode (list "generated" "existingSecret")) -}}
+{{- fail (printf "auditor.logSigning.mode must be generated or existingSecret (got %q)" (toString .Values.auditor.logSigning.mode)) -}}
+{{- end -}}
+{{- if and (eq .Values.auditor.logSigning.mode "existingSecret") .Values.auditor.enabled .Values.auditor.logSigning.enabled (not .Values.auditor.logSigning.existingSecret.name) -}}
+{{- fail "auditor.logSigning.mode=existingSecret needs auditor.logSigning.existingSecret.name (a Secret holding the Ed25519 private key)" -}}
+{{- end -}}
+{{- if and (ne .Values.auditor.logSigning.mode "existingSecret") .Values.auditor.logSigning.existingSecret.name -}}
+{{- fail (printf "auditor.logSigning.existingSecret.name is set but auditor.logSigning.mode is %q; set auditor.logSigning.mode=existingSecret or remove it" .Values.auditor.logSigning.mode) -}}
 {{- end -}}
 {{- if not (has .Values.webhook.failurePolicy (list "Fail" "Ignore")) -}}
 {{- fail (printf "webhook.failurePolicy must be Fail or Ignore (got %q)" (toString .Values.webhook.failurePolicy)) -}}

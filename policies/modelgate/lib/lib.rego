@@ -1,6 +1,8 @@
 # METADATA
 # title: Shared helpers
 # description: Annotation keys, metadata access and date/JSON parsing used by every concern.
+# custom:
+#   rule: false
 package modelgate.lib
 
 import data.modelgate.config

@@ -4,7 +4,9 @@
 #   Every required modelgate.dev/* field must be present, and every present field must be
 #   well formed (DNS-style model name, ISO 8601 training date not in the future, dataset URIs,
 #   known status and tier, metrics as a JSON object of numbers, certifications as a JSON list
-#   of {"name", "expires"}, model card as a URL).
+#   of {"name", "expires"}, model card as a URL, validation date an ISO 8601 date not in the
+#   future). Fields listed for the workload's risk tier in tier_required_fields are required
+#   too.
 package modelgate.metadata
 
 import data.modelgate.config
@@ -14,6 +16,30 @@ violations contains msg if {
 	some field in config.required_fields
 	not lib.has(field)
 	msg := concat("", ["missing required annotation ", lib.q(lib.key(field)), ": ", lib.hint(field)])
+}
+
+# --- fields required per risk tier -----------------------------------------------------
+
+# Fields the data's tier_required_fields adds for the workload's tier (those already required
+# for every workload, or by the certified-tier rules, are reported there).
+tier_required contains field if {
+	some field in object.get(config, ["tier_required_fields", lib.risk_tier], [])
+	not field in config.required_fields
+	not certified_tier_field(field)
+}
+
+certified_tier_field(field) if {
+	lib.risk_tier in config.certified_tiers
+	field in {"model-card", "certifications"}
+}
+
+violations contains msg if {
+	some field in tier_required
+	not lib.has(field)
+	msg := concat("", [
+		"missing annotation ", lib.q(lib.key(field)), " required for risk tier ",
+		lib.q(lib.risk_tier), ": ", lib.hint(field),
+	])
 }
 
 # --- model-name -------------------------------------------------------------------------
@@ -45,6 +71,26 @@ violations contains msg if {
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("training-date")), " value ", lib.shown(lib.value("training-date")),
 		": the training date is in the future (today is ", input.today, "); set the date the model was actually trained",
+	])
+}
+
+# --- validation-date --------------------------------------------------------------------
+
+violations contains msg if {
+	lib.has("validation-date")
+	not lib.date_part(lib.value("validation-date"))
+	msg := concat("", [
+		"invalid annotation ", lib.q(lib.key("validation-date")), " value ", lib.shown(lib.value("validation-date")),
+		": use an ISO 8601 date, e.g. \"2025-04-01\"",
+	])
+}
+
+violations contains msg if {
+	lib.has("validation-date")
+	lib.days_after_today(lib.value("validation-date")) > 0
+	msg := concat("", [
+		"invalid annotation ", lib.q(lib.key("validation-date")), " value ", lib.shown(lib.value("validation-date")),
+		": the validation date is in the future (today is ", input.today, ")",
 	])
 }
 

@@ -203,3 +203,55 @@ test_optional_fields_free_text_allowed if {
 		"source": "https://git.example.com/ml/fraud@4e1d2c0",
 	})) == set()
 }
+
+# --- fields required per risk tier and the optional documentation fields ----------------
+
+high_tier_fields := {"high": ["intended-purpose", "limitations", "validation-date", "owner", "model-card"]}
+
+test_documentation_fields_are_optional_by_default if {
+	violations_for(testing.high_risk([{"name": "SR 11-7", "expires": "2027-01-01"}])) == set()
+}
+
+test_tier_required_fields_missing_for_the_tier_are_violations if {
+	v := violations_for(testing.high_risk([{"name": "SR 11-7", "expires": "2027-01-01"}])) with data.modelgate.config.tier_required_fields as high_tier_fields
+	v == {
+		"missing annotation \"modelgate.dev/intended-purpose\" required for risk tier \"high\": set it to what the model is for and who uses its output (EU AI Act Annex IV 1(a))",
+		"missing annotation \"modelgate.dev/limitations\" required for risk tier \"high\": set it to the known limitations of the model (data it was not trained on, conditions it fails in)",
+		"missing annotation \"modelgate.dev/validation-date\" required for risk tier \"high\": set it to the ISO 8601 date the model was last independently validated, e.g. \"2025-04-01\"",
+	}
+}
+
+test_tier_required_fields_present_are_allowed if {
+	md := object.union(testing.high_risk([{"name": "SR 11-7", "expires": "2027-01-01"}]), {
+		"intended-purpose": "score card transactions for fraud",
+		"limitations": "not validated for business accounts",
+		"validation-date": "2026-10-01",
+	})
+	violations_for(md) == set() with data.modelgate.config.tier_required_fields as high_tier_fields
+}
+
+test_tier_required_fields_apply_to_their_tier_only if {
+	violations_for(testing.compliant) == set() with data.modelgate.config.tier_required_fields as high_tier_fields
+}
+
+test_tier_required_fields_do_not_repeat_required_and_certified_tier_fields if {
+	md := object.remove(testing.high_risk([{"name": "SR 11-7", "expires": "2027-01-01"}]), {"owner", "model-card"})
+	v := violations_for(md) with data.modelgate.config.tier_required_fields as high_tier_fields
+	not mentions(v, "missing annotation \"modelgate.dev/owner\" required for risk tier")
+	not mentions(v, "missing annotation \"modelgate.dev/model-card\" required for risk tier")
+	mentions(v, "missing required annotation \"modelgate.dev/owner\"")
+}
+
+test_malformed_validation_date_denied if {
+	v := violations_for(testing.with_md({"validation-date": "last spring"}))
+	v == {"invalid annotation \"modelgate.dev/validation-date\" value \"last spring\": use an ISO 8601 date, e.g. \"2025-04-01\""}
+}
+
+test_future_validation_date_denied if {
+	v := violations_for(testing.with_md({"validation-date": "2026-11-27"}))
+	v == {"invalid annotation \"modelgate.dev/validation-date\" value \"2026-11-27\": the validation date is in the future (today is 2026-11-26)"}
+}
+
+test_validation_date_today_allowed if {
+	violations_for(testing.with_md({"validation-date": "2026-11-26", "intended-purpose": "x", "restrictions": "y", "limitations": "z"})) == set()
+}

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from modelgate.inventory.base import UTCDateTime
 
 revision = "0006_capacity"
-down_revision = "0002_audit"
+down_revision = "0005_log_chain"
 branch_labels = None
 depends_on = None
 
