@@ -3,6 +3,7 @@ append-only decision log, tolerant parsing, and no lost records when the databas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -24,7 +25,7 @@ from modelgate.inventory.models import (
     ModelVersion,
     TrainingRun,
 )
-from modelgate.inventory.recorder import Recorder
+from modelgate.inventory.recorder import Recorder, event_from_json, event_to_json
 from modelgate.settings import Settings
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.tools import free_port
@@ -689,3 +690,21 @@ def test_without_auto_migrate_events_wait_for_db_upgrade(
         assert rec.flush(30), rec.stats()
     finally:
         rec.close()
+
+
+def test_whether_the_caller_was_verified_is_recorded_and_survives_the_spool(
+    db_url: str, db: Database, make_event: EventFactory, tmp_path: Path
+) -> None:
+    verified = dataclasses.replace(make_event(), caller_verified=True)
+    unknown = make_event()
+    spooled = event_from_json(event_to_json(verified))  # the spool keeps the field
+    assert spooled.caller_verified is True
+    rec = _recorder(db_url)
+    try:
+        rec.record(spooled)
+        rec.record(unknown)
+    finally:
+        rec.close()
+    with db.read() as s:
+        values = {d.uid: d.caller_verified for d in s.scalars(select(Decision))}
+    assert values == {verified.uid: True, unknown.uid: None}
