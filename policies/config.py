@@ -1,7 +1,7 @@
 """The policy data the rest of modelgate needs outside Rego, read from the bundle's data file
 (``data.modelgate.config``): required and recommended fields, the certification warning
 window, tiers (and which need certifications), statuses, the model kinds, and the audit
-severities (their order, one per finding type, remediation windows).
+severities (their order, one per finding type, remediation windows), the metadata size limits.
 
 This is the one reader of that data: the webhook (through its engine's serving bundle), the
 auditor, the reports and the dashboard all use a :class:`PolicyConfig`, so editing
@@ -16,6 +16,7 @@ from typing import Any
 
 from policies.bundle import Bundle, load_bundle
 from policies.engines.base import BundleError
+from policies.limits import Limits
 
 _DEFAULT_FINDING_SEVERITIES: dict[str, str] = {
     "orphan": "high",
@@ -96,6 +97,8 @@ class PolicyConfig:
     remediation_days: Mapping[str, int] = field(
         default_factory=lambda: dict(_DEFAULT_REMEDIATION_DAYS)
     )
+    #: size limits of the metadata, checked before evaluation (policies.limits)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_data(cls, config: Mapping[str, Any]) -> PolicyConfig:
@@ -124,6 +127,7 @@ class PolicyConfig:
                 config.get("finding_severities"), default.finding_severities
             ),
             remediation_days=_int_map(config.get("remediation_days"), default.remediation_days),
+            limits=Limits.from_data(config.get("limits")),
         )
 
     @classmethod

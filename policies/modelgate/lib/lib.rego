@@ -18,6 +18,18 @@ trimmed(s) := regex.replace(s, `^\s+|\s+$`, "")
 # has(field) is true when the field is set to something other than blanks.
 has(field) if trimmed(md[field]) != ""
 
+# present(field): set, or kept out of evaluation by a size limit (then "missing" would be
+# wrong: data.modelgate.limits reports it).
+present(field) if has(field)
+
+present(field) if over_limit(field)
+
+over_limit(field) if field in limits_exceeded
+
+over_limit(_) if "" in limits_exceeded
+
+limits_exceeded := {entry.field | some entry in object.get(input, "limits_exceeded", [])}
+
 value(field) := trimmed(md[field])
 
 # raw(field): the value as written, for JSON parsing (trim_space would change escaped strings
@@ -128,11 +140,18 @@ parse_json_numbers(raw) := parse_json(regex.replace(replace(raw, "E", "e"), `(^|
 }
 
 # The certifications annotation, parsed; undefined when absent or not a JSON list.
-certifications := certs if {
+parsed_certifications := certs if {
 	has("certifications")
 	certs := parse_json(raw("certifications"))
 	is_array(certs)
 }
+
+# The most certification entries judged one by one (data.modelgate.config.limits): a longer
+# list is a violation of its own, so the per-entry rules stay bounded (linear) in cost.
+max_certifications := object.get(config, ["limits", "max_certifications"], 100)
+
+# The certifications the rules judge: the parsed list, undefined when it is over the limit.
+certifications := parsed_certifications if count(parsed_certifications) <= max_certifications
 
 # A well-formed certification entry: {"name": non-empty string, "expires": "YYYY-MM-DD"}.
 valid_certification(c) if {

@@ -12,7 +12,7 @@ import data.modelgate.lib
 
 violations contains msg if {
 	some field in config.required_fields
-	not lib.has(field)
+	not lib.present(field)
 	msg := concat("", ["missing required annotation ", lib.q(lib.key(field)), ": ", lib.hint(field)])
 }
 
@@ -105,7 +105,7 @@ valid_metrics(raw) if {
 
 violations contains msg if {
 	lib.has("certifications")
-	not lib.certifications
+	not lib.parsed_certifications
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("certifications")), ": it is not a JSON list; ",
 		lib.hint("certifications"),
