@@ -90,6 +90,8 @@ class RecorderStats(TypedDict):
     backlog: int
     queued: int
     healthy: bool
+    spool_bytes: int  # events waiting in the spool directory (every process's files)
+    spool_oldest_seconds: float  # age of the oldest spool file, 0 when there is none
 
 
 # --- serialisation (spool lines) ------------------------------------------------------------
@@ -479,6 +481,23 @@ class Spool:
             return False
         return False
 
+    def usage(self) -> tuple[int, float]:
+        """Bytes in the replayable spool files of the directory (every process's) and the age
+        in seconds of the oldest (0 when there is none)."""
+        size, oldest = 0, None
+        for path in self.dir.glob("*.jsonl"):
+            if not path.name.startswith(("spool__", "replay__")):
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if st.st_size == 0:
+                continue
+            size += st.st_size
+            oldest = st.st_mtime if oldest is None else min(oldest, st.st_mtime)
+        return size, (max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+
     @staticmethod
     def read(path: Path) -> Iterator[_Item]:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -515,6 +534,7 @@ class Recorder:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         auto_migrate: bool | None = None,
+        replay_seconds: float = 1.0,
     ) -> None:
         settings = settings or Settings.from_env()
         # an empty database gets the schema on first write (`modelgate db upgrade` is the
@@ -544,6 +564,11 @@ class Recorder:
         self._healthy = True
         self._spool_pending = 0  # own events sitting in spool files
         self._counts = {"submitted": 0, "written": 0, "spooled": 0, "failed": 0, "dropped": 0}
+        #: the spool is replayed at start and then at least this often, traffic or not
+        self.replay_seconds = replay_seconds
+        self._next_replay = 0.0
+        if self.spool is not None:
+            self._ensure_writer()  # replay what an earlier process left, without waiting
 
     # -- the webhook side --------------------------------------------------------------------
 
@@ -623,6 +648,7 @@ class Recorder:
         with self._lock:
             counts = dict(self._counts)
             backlog = len(self._backlog)
+        spool_bytes, spool_age = self.spool.usage() if self.spool is not None else (0, 0.0)
         return RecorderStats(
             submitted=counts["submitted"],
             written=counts["written"],
@@ -633,6 +659,8 @@ class Recorder:
             backlog=backlog,
             queued=self._queue.qsize(),
             healthy=self._healthy,
+            spool_bytes=spool_bytes,
+            spool_oldest_seconds=spool_age,
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -724,7 +752,9 @@ class Recorder:
                 if batch:
                     self._write(batch)
                 batch = []
-                self._replay_spool()
+                if time.monotonic() >= self._next_replay:  # at start, then on a timer
+                    self._replay_spool()
+                    self._next_replay = time.monotonic() + self.replay_seconds
                 self._healthy = True
                 backoff = self.initial_backoff
             except Exception as e:

@@ -380,9 +380,10 @@ def test_a_full_queue_spills_to_the_spool_without_blocking_or_losing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # hold the writer back (our own seam; it starts with the recorder when there is a
+    # spool) so the queue fills deterministically
+    monkeypatch.setattr(Recorder, "_ensure_writer", lambda self: None)
     rec = _recorder(db_url, queue_size=3, spool_dir=tmp_path / "spool")
-    # hold the writer back (our own seam) so the queue fills deterministically
-    monkeypatch.setattr(rec, "_ensure_writer", lambda: None)
     events = [make_event(name=f"api-{i}") for i in range(10)]
     for ev in events:
         rec.submit(ev)
@@ -708,3 +709,31 @@ def test_whether_the_caller_was_verified_is_recorded_and_survives_the_spool(
     with db.read() as s:
         values = {d.uid: d.caller_verified for d in s.scalars(select(Decision))}
     assert values == {verified.uid: True, unknown.uid: None}
+
+
+def test_a_spool_left_by_a_dead_process_is_replayed_at_start_without_new_traffic(
+    tmp_path: Path, make_event: EventFactory
+) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"  # not migrated yet: every write fails
+    spool = tmp_path / "spool"
+    rec = _recorder(url, spool_dir=spool)
+    for i in range(5):
+        rec.submit(make_event(name=f"api-{i}"))
+    assert not rec.flush(0.5)
+    rec.close(timeout=0.5)
+    stats = rec.stats()
+    assert stats["spool_bytes"] > 0 and stats["spool_oldest_seconds"] >= 0
+
+    migrate.upgrade(url)
+    rec2 = _recorder(url, spool_dir=spool)  # nothing is submitted to it
+    db = Database(url)
+    try:
+        deadline = time.monotonic() + 10
+        while _count(db, Decision) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _count(db, Decision) == 5
+        assert rec2.stats()["spool_bytes"] == 0
+        assert rec2.stats()["spool_oldest_seconds"] == 0
+    finally:
+        db.dispose()
+        rec2.close()
