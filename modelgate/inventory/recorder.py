@@ -581,6 +581,11 @@ class Recorder:
             if self._closed:
                 self._spill([item], reason="recorder closed")
                 return
+            if self.spool is not None and not self._healthy:
+                # the database is down: straight to the spool, not to memory, so a process
+                # killed during the outage loses nothing it admitted
+                self._spill([item], reason="database unavailable", sync=False)
+                return
             self._ensure_writer()
             try:
                 self._queue.put_nowait(item)
