@@ -213,6 +213,9 @@ class OpaEngine(ReloadingEngine):
                 if conn.sock is None:
                     conn.timeout = remaining
                     conn.connect()
+                    # http.client writes headers and body separately: without this, Nagle's
+                    # algorithm holds the body back until OPA acknowledges the headers
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.sock.settimeout(remaining)
                 headers = {"Content-Type": "application/json"} if body is not None else {}
                 conn.request(method, path, body=body, headers=headers)
