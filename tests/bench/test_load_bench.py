@@ -9,7 +9,8 @@ prints, for one run on this machine:
 * ``/validate`` p99 / bare OPA p99 at 1 and at 16 connections (goal <= 1.5);
 * ``/validate`` throughput / ``GET /healthz`` throughput at 16 connections (goal >= 0.6);
 * recorded / dry-run ``/validate`` time per request at 16 connections (goal <= 1.1);
-* the connection-stall check: 64 keep-alive connections, 0 requests unanswered;
+* the connection-stall check: 64 keep-alive connections, 0 requests unanswered (and 256 on
+  ``/healthz``);
 * the embedded (rego-cpp) engine's ``/validate`` at 1 and 16 connections, for comparison.
 
 The figures are information; the only assertions are that every request got a real answer.
@@ -176,6 +177,7 @@ def test_webhook_load_side_by_side_with_bare_opa(bench: Bench, benchmark: Benchm
         runs["stall64"] = hey(
             "modelgate: POST /validate, stall check", base + "/validate", 64, bench.review
         )
+        runs["stall256"] = hey("modelgate: GET /healthz, 256 connections", base + "/healthz", 256)
         for n in (1, 16):
             runs[f"embedded{n}"] = hey(
                 "modelgate, embedded engine: POST /validate", bench.embedded.base + "/validate", n,
@@ -202,10 +204,11 @@ def test_webhook_load_side_by_side_with_bare_opa(bench: Bench, benchmark: Benchm
         "",
         *(f"{name}: {value:.2f}" for name, value in ratios.items()),
         f"connection-stall check (64 keep-alive connections): {runs['stall64'].errors} unanswered",
+        f"256 keep-alive connections: {runs['stall256'].errors} unanswered",
     ]
     print("\n".join(lines))
     benchmark.extra_info.update({k: round(v, 3) for k, v in ratios.items()})
     benchmark.extra_info["runs"] = {k: vars(r) for k, r in runs.items()}
     for key, run in runs.items():
         assert set(run.statuses) == {200}, (key, run.statuses)
-    assert runs["stall64"].errors == 0
+    assert runs["stall64"].errors == 0 and runs["stall256"].errors == 0
