@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import queue
+import random
 import socket
 import threading
 import time
@@ -182,18 +183,18 @@ def _insert_decisions(
     session: Session, parsed: Sequence[tuple[_Item, ParsedMetadata | None]]
 ) -> set[str]:
     """Append the decisions; the ids of those not recorded before (replays are skipped)."""
-    inserted: set[str] = set()
+    if not parsed:
+        return set()
     conn = session.connection()
-    for start in range(0, len(parsed), 500):
-        rows = [_decision_row(item, md) for item, md in parsed[start : start + 500]]
-        stmt = (
-            _insert(session)(Decision)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(Decision.event_id)
-        )
-        inserted.update(conn.execute(stmt).scalars().all())
-    return inserted
+    # one statement executed for many rows (SQLAlchemy's insertmanyvalues): compiled once and
+    # cached, where a multi-row .values(rows) was compiled anew for every batch (~2 ms a row)
+    stmt = (
+        _insert(session)(Decision)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(Decision.event_id)
+    )
+    rows = [_decision_row(item, md) for item, md in parsed]
+    return set(conn.execute(stmt, rows).scalars().all())
 
 
 def write_decision(session: Session, item: _Item, md: ParsedMetadata | None) -> bool:
@@ -575,7 +576,9 @@ class Recorder:
     def submit(self, event: AdmissionEvent) -> None:
         """Queue ``event`` for writing; returns immediately and never raises."""
         try:
-            item = _Item(uuid.uuid4().hex, event)
+            # 128 random bits from the (per-process, reseeded after fork) Mersenne Twister:
+            # uuid4's os.urandom cost ~0.15 ms per review on the request path
+            item = _Item(f"{random.getrandbits(128):032x}", event)
             with self._lock:
                 self._counts["submitted"] += 1
             if self._closed:
