@@ -22,6 +22,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -213,10 +214,12 @@ class OpaEngine(ReloadingEngine):
                 if conn.sock is None:
                     conn.timeout = remaining
                     conn.connect()
+                    fresh: socket.socket = conn.sock  # type: ignore[assignment]
                     # http.client writes headers and body separately: without this, Nagle's
                     # algorithm holds the body back until OPA acknowledges the headers
-                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.sock.settimeout(remaining)
+                    fresh.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock: socket.socket = conn.sock  # type: ignore[assignment]
+                sock.settimeout(remaining)
                 headers = {"Content-Type": "application/json"} if body is not None else {}
                 conn.request(method, path, body=body, headers=headers)
                 response = conn.getresponse()
