@@ -33,8 +33,8 @@ from modelgate.policy_input import build_input
 from modelgate.workload import extract_workload
 from policies import BUNDLE_DIR
 from policies.bundle import load_bundle
-from tests.fixtures.opa import wait_for_health
-from tests.fixtures.tools import free_port, tool
+from tests.fixtures.opa import OpaProcess
+from tests.fixtures.tools import tool
 from tests.webhook.reviews import COMPLIANT, deployment, review
 from tests.webhook.serving import Serve, clean_env, modelgate
 
@@ -96,27 +96,14 @@ class Bench:
     opa_input: Path
 
 
-def _opa(*extra: str) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [tool("opa"), "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error",
-         *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_for_health(url, proc)
-    return url, proc
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     workdir = tmp_path_factory.mktemp("load")
     bundle = load_bundle(BUNDLE_DIR)
     marker = workdir / "marker.json"  # what the webhook pushes along with the bundle
     marker.write_text(json.dumps({"modelgate": {"bundle": {"digest": bundle.digest}}}))
-    bare_url, bare = _opa(str(BUNDLE_DIR), str(marker))
-    sidecar_url, sidecar = _opa()
+    bare = OpaProcess(str(BUNDLE_DIR), str(marker)).start()
+    sidecar = OpaProcess().start()
 
     obj = deployment("fraud-detector", annotations=COMPLIANT)
     body = review(obj, uid="bench")
@@ -141,20 +128,19 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             MODELGATE_DATABASE_URL=f"sqlite:///{wd / 'inventory.db'}",
             MODELGATE_SPOOL_DIR=str(wd / "spool"),
             MODELGATE_POLICY_ENGINE=engine,
-            MODELGATE_OPA_URL=sidecar_url,
+            MODELGATE_OPA_URL=sidecar.url,
         )
         subprocess.run(modelgate("db", "upgrade"), env=env, cwd=wd, check=True)
         serve = Serve(wd, env, ["--workers", "2", "--threads", "8"]).start()
         serve.wait_ready(path="/readyz")
         servers.append(serve)
     try:
-        yield Bench(bare_url, servers[0], servers[1], reviews, dry, opa_input)
+        yield Bench(bare.url, servers[0], servers[1], reviews, dry, opa_input)
     finally:
         for serve in servers:
             serve.stop()
-        for proc in (bare, sidecar):
-            proc.terminate()
-            proc.wait(timeout=10)
+        for opa in (bare, sidecar):
+            opa.close()
 
 
 def test_webhook_load_side_by_side_with_bare_opa(bench: Bench, benchmark: BenchmarkFixture) -> None:

@@ -4,9 +4,6 @@ unchecked answer (real rego-cpp processes, a real OPA)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +14,7 @@ import requests
 from policies.engines.base import EvaluationTimeout, EvaluatorCrashed, StaleBundle
 from policies.engines.embedded import EmbeddedEngine
 from policies.engines.opa import OpaEngine
-from tests.fixtures.opa import wait_for_health
-from tests.fixtures.tools import free_port, tool
+from tests.fixtures.opa import OpaProcess
 from tests.policies.samples import sample, to_input, with_annotations
 
 COMPLIANT = to_input(sample("01-compliant-deployment.yaml"))
@@ -80,51 +76,16 @@ def test_crashing_evaluator_is_an_error_and_the_next_evaluation_is_answered(
         engine.close()
 
 
-class _Opa:
-    """An OPA server this test may kill, restart and stop."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                tool("opa"),
-                "run",
-                "--server",
-                "--addr",
-                f"127.0.0.1:{self.port}",
-                "--log-level",
-                "error",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_health(self.url, self.proc)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def own_opa() -> Iterator[_Opa]:
-    server = _Opa()
+def own_opa() -> Iterator[OpaProcess]:
+    server = OpaProcess().start()
     yield server
-    server.stop()
+    server.close()
 
 
-def test_opa_serving_another_bundle_digest_is_not_trusted(own_opa: _Opa, policy_copy: Path) -> None:
+def test_opa_serving_another_bundle_digest_is_not_trusted(
+    own_opa: OpaProcess, policy_copy: Path
+) -> None:
     engine = OpaEngine(policy_copy, own_opa.url, timeout=5)
     try:
         assert engine.ready()
@@ -140,7 +101,7 @@ def test_opa_serving_another_bundle_digest_is_not_trusted(own_opa: _Opa, policy_
 
 
 def test_opa_restarted_empty_is_pushed_again_and_never_allows_unchecked(
-    own_opa: _Opa, policy_copy: Path
+    own_opa: OpaProcess, policy_copy: Path
 ) -> None:
     engine = OpaEngine(policy_copy, own_opa.url, timeout=5)
     try:
@@ -156,13 +117,12 @@ def test_opa_restarted_empty_is_pushed_again_and_never_allows_unchecked(
 
 
 def test_hung_opa_is_a_timeout_within_the_deadline_and_not_ready_quickly(
-    own_opa: _Opa, policy_copy: Path
+    own_opa: OpaProcess, policy_copy: Path
 ) -> None:
     engine = OpaEngine(policy_copy, own_opa.url, timeout=1.0)
     try:
         assert engine.evaluate(COMPLIANT).allowed
-        assert own_opa.proc is not None
-        os.kill(own_opa.proc.pid, signal.SIGSTOP)
+        own_opa.pause()
         started = time.monotonic()
         with pytest.raises(EvaluationTimeout):
             engine.evaluate(COMPLIANT)
@@ -170,7 +130,7 @@ def test_hung_opa_is_a_timeout_within_the_deadline_and_not_ready_quickly(
         started = time.monotonic()
         assert not engine.ready()
         assert time.monotonic() - started < 1.0
-        os.kill(own_opa.proc.pid, signal.SIGCONT)
+        own_opa.resume()
         _wait(engine.ready)
         assert engine.evaluate(COMPLIANT).allowed
     finally:

@@ -4,9 +4,7 @@ restarted, OPA hung. Real PostgreSQL and OPA (tests/fixtures)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +17,8 @@ import requests
 from modelgate.inventory import migrate
 from modelgate.inventory.db import Database
 from modelgate.inventory.models import Decision
-from tests.fixtures.opa import wait_for_health
+from tests.fixtures.opa import OpaProcess
 from tests.fixtures.postgres import PostgresServer
-from tests.fixtures.tools import free_port, tool
 from tests.webhook.reviews import COMPLIANT, deployment, review
 from tests.webhook.serving import Serve, clean_env
 
@@ -174,37 +171,9 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_decision(
     assert {a[1] for a in answered} <= recorded  # flushed before the workers exited
 
 
-class OpaProcess:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [tool("opa"), "run", "--server", "--addr", f"127.0.0.1:{self.port}",
-             "--log-level", "error"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_health(self.url, self.proc)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def opa_webhook(tmp_path: Path) -> Iterator[tuple[Serve, OpaProcess]]:
-    opa = OpaProcess()
-    opa.start()
+    opa = OpaProcess().start()
     url = f"sqlite:///{tmp_path / 'inventory.db'}"
     env = clean_env(
         MODELGATE_DATABASE_URL=url,
@@ -254,17 +223,16 @@ def test_hung_opa_is_answered_within_the_policy_timeout_and_readyz_within_its_bu
     opa_webhook: tuple[Serve, OpaProcess],
 ) -> None:
     serve, opa = opa_webhook
-    assert opa.proc is not None
     with Load(serve, BODIES, threads=6) as load:
         time.sleep(1.0)
-        os.kill(opa.proc.pid, signal.SIGSTOP)
+        opa.pause()
         stopped = time.monotonic()
         time.sleep(4.0)
         started = time.monotonic()
         ready = serve.get("/readyz", timeout=10)
         readyz_took = time.monotonic() - started
         hung_answers = [a for a in load.answers if a[3] == 200]
-        os.kill(opa.proc.pid, signal.SIGCONT)
+        opa.resume()
         time.sleep(1.0)
     assert ready.status_code == 503 and readyz_took < 2.5  # the chart's probe budget is 3 s
     during = [a for a in hung_answers if a[4] is not None and not a[4]["allowed"]]
