@@ -15,7 +15,12 @@ Routes:
 * ``GET /healthz`` (the process answers), ``GET /readyz`` (a bundle is loaded and the
   database answers), ``GET /metrics`` (Prometheus).
 
-Metrics and gunicorn: each app has its own ``CollectorRegistry``, so with several gunicorn
+Deadlines: a review has ``MODELGATE_POLICY_TIMEOUT_SECONDS`` from its arrival (the serving
+layer, :mod:`webhook.asgi`, passes it in the environ), which the engine enforces; one that
+already waited ``MODELGATE_QUEUE_SECONDS`` for a thread is answered at once per the failure
+mode, as overloaded.
+
+Metrics and worker processes: each app has its own ``CollectorRegistry``, so with several
 workers every worker counts only its own requests. ``modelgate serve`` with more than one
 worker therefore switches prometheus_client to multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``);
 when that variable is set, ``/metrics`` serves the sum over all workers.
