@@ -32,13 +32,13 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-## test: install tools, set up, lint and run the whole suite
+## test: install tools, set up, lint and run the whole suite (benchmarks: make bench)
 test: tools setup lint
-	$(VENV)/bin/pytest -p no:cacheprovider
+	$(VENV)/bin/pytest -p no:cacheprovider -m "not benchmark"
 
-## bench: benchmarks (webhook hot path, audit scale)
+## bench: benchmarks (webhook load side by side with bare OPA, hot path, audit scale)
 bench: tools setup
-	$(VENV)/bin/pytest -m benchmark tests/bench --benchmark-only
+	$(VENV)/bin/pytest -p no:cacheprovider -m benchmark tests/bench -s
 
 ## cluster: start a throwaway etcd + kube-apiserver on loopback for experiments
 cluster: tools setup

@@ -1,8 +1,9 @@
 """``modelgate audit`` and ``modelgate report``.
 
 Exit codes: 0 success; 1 findings at or above ``--fail-on``; 2 bad input (options, paths,
-unknown context or scan); 3 operational failure (database, policy bundle, report writing).
-Unreachable clusters or accounts are reported in the scan and the report, never fatal.
+unknown context or scan); 3 operational failure (database, policy bundle, report writing) or,
+for a single scan, every source unreachable. An unreachable cluster or account among reachable
+ones is reported in the scan and the report, never fatal.
 """
 
 from __future__ import annotations
@@ -378,7 +379,8 @@ def audit_command(
       0  scan done (and no finding at or above --fail-on)
       1  findings of the --fail-on severity or worse exist
       2  bad input (options, paths, unknown context)
-      3  database, policy bundle or report failure
+      3  database, policy bundle or report failure, or every source unreachable
+         (a single scan; the scan is still recorded and reported)
     """
     period = parse_interval(interval) if interval else None
     if period is not None and fail_on:
@@ -492,6 +494,13 @@ def audit_command(
     finally:
         engine.close()
         db.dispose()
+    if period is None and result.sources and all(s.status != "ok" for s in result.sources):
+        click.echo(
+            "Error: every source was unreachable: the scan saw nothing "
+            "(its report and export say so)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILURE)
     if fail_on and result.worst_severity_at_least(fail_on, reconciler.policy_data):
         click.echo(f"findings of severity {fail_on} or worse exist", err=True)
         sys.exit(EXIT_FINDINGS)

@@ -31,8 +31,10 @@ def write_dev_certificates(
     common_name: str = "modelgate-webhook",
     ca: DevCertificates | None = None,
     days: int = 30,
+    client: bool = False,
 ) -> DevCertificates:
-    """A self-signed dev CA (or the given one) and a server certificate for ``hosts``."""
+    """A self-signed dev CA (or the given one) and a server certificate for ``hosts`` (a
+    client certificate with ``client=True``, e.g. the API server's for mutual TLS)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -111,7 +113,12 @@ def write_dev_certificates(
         .not_valid_after(until)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
+            critical=False,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(loaded_ca_key.public_key()),
             critical=False,

@@ -18,6 +18,7 @@ def engine_for(
         settings.policy_dir,
         opa_url=settings.opa_url,
         timeout=settings.policy_timeout_seconds,
+        evaluators=settings.evaluators,
     )
     if watch and settings.policy_reload_seconds > 0:
         engine.start_watching(settings.policy_reload_seconds, on_reload=on_reload)

@@ -32,6 +32,9 @@ class AdmissionEvent:
     engine: str = ""
     error: str | None = None  # set when the engine failed and the failure mode decided
     workload: Workload | None = field(default=None)
+    #: True when the caller's client certificate was verified (mutual TLS), None when the
+    #: webhook does not verify callers
+    caller_verified: bool | None = None
 
     @property
     def records_model(self) -> bool:

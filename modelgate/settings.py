@@ -52,6 +52,17 @@ class Settings:
     #: the public key checkpoints must be signed with (default: the signing key's)
     log_public_key_file: Path | None = None
     approval_source: ApprovalSource = "inventory"
+    #: rego-cpp evaluator processes per serving process (embedded engine)
+    evaluators: int = 2
+    #: a connection that sends nothing for this long is closed (slow clients, idle keep-alive)
+    read_timeout_seconds: float = 10.0
+    #: a review that waited this long for a thread is answered at once as overloaded
+    queue_seconds: float = 1.0
+    #: with a spool: stay ready while the database is down and the spool is below the limit
+    ready_without_database: bool = False
+    spool_max_bytes: int = 256 * 1024 * 1024
+    #: PEM CA bundle that signs the API server's client certificate (mutual TLS)
+    client_ca: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -98,18 +109,29 @@ def _bool(raw: Any) -> bool:
     raise ValueError(f"not a boolean: {raw!r}")
 
 
+_FLOATS = {
+    "policy_timeout_seconds",
+    "policy_reload_seconds",
+    "read_timeout_seconds",
+    "queue_seconds",
+    "scan_interval_seconds",
+}
+_PATHS = {"policy_dir", "spool_dir", "client_ca", "log_signing_key_file", "log_public_key_file"}
+_INTS = {"max_request_bytes", "evaluators", "spool_max_bytes"}
+
+
 def _convert(name: str, raw: Any) -> Any:
     converted: float = 0.0
     try:
-        if name in ("policy_dir", "spool_dir", "log_signing_key_file", "log_public_key_file"):
+        if name in _PATHS:
             return Path(str(raw)) if raw is not None else None
-        if name == "auto_migrate":
+        if name in ("auto_migrate", "ready_without_database"):
             return _bool(raw)
-        if name in ("policy_timeout_seconds", "policy_reload_seconds", "scan_interval_seconds"):
+        if name in _FLOATS:
             converted = float(raw)
             if converted != converted:  # NaN
                 raise ValueError("not a number")
-        if name == "max_request_bytes":
+        if name in _INTS:
             converted = int(raw)
     except (TypeError, ValueError) as e:
         raise SettingsError(f"setting {name} has an invalid value {raw!r}") from e
@@ -128,18 +150,10 @@ def _convert(name: str, raw: Any) -> Any:
                 f"MODELGATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}"
             )
         return level
-    if (
-        name in ("policy_timeout_seconds", "max_request_bytes", "scan_interval_seconds")
-        and converted <= 0
-    ):
+    if name in (_FLOATS | _INTS) - {"policy_reload_seconds"} and converted <= 0:
         raise SettingsError(f"MODELGATE_{name.upper()} must be positive, not {raw!r}")
     if name == "policy_reload_seconds" and converted < 0:
         raise SettingsError(f"MODELGATE_POLICY_RELOAD_SECONDS must be 0 or more, not {raw!r}")
-    if name in (
-        "policy_timeout_seconds",
-        "policy_reload_seconds",
-        "max_request_bytes",
-        "scan_interval_seconds",
-    ):
+    if name in _FLOATS | _INTS:
         return converted
     return raw if not isinstance(raw, str) else raw.strip()

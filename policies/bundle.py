@@ -28,6 +28,9 @@ import yaml
 from policies.engines.base import BundleError
 
 DATA_FILE_NAMES = ("data.json", "data.yaml", "data.yml")
+#: ``data.modelgate.<MARKER_KEY>.digest``: where engines put the digest of the bundle they serve
+MARKER_KEY = "bundle"
+MARKER_PATH = ("modelgate", MARKER_KEY)
 _SKIP_DIRS = {"__pycache__", "node_modules"}
 
 #: (relative path, size, mtime in ns) of every file that belongs to the bundle
@@ -48,6 +51,16 @@ class Bundle:
 
     def data_json(self) -> str:
         return json.dumps(self.data, sort_keys=True, ensure_ascii=False)
+
+    def served_data(self) -> dict[str, Any]:
+        """The data an engine serves: the bundle's data plus the digest marker
+        ``data.modelgate.bundle.digest`` that every answer carries back
+        (``data.modelgate.admission.bundle_digest``)."""
+        data = json.loads(json.dumps(self.data))
+        modelgate = data.setdefault("modelgate", {})
+        if isinstance(modelgate, dict):
+            modelgate[MARKER_KEY] = {"digest": self.digest}
+        return dict(data)
 
 
 def _files(root: Path) -> Iterator[Path]:

@@ -2,7 +2,8 @@
 (``data.modelgate.config``): required and recommended fields (and the fields required per
 risk tier), the certification warning window, tiers (and which need certifications),
 statuses, the model kinds, the audit severities (their order, one per finding type,
-remediation windows) and the namespace label naming an accountable owner.
+remediation windows), the namespace label naming an accountable owner and the metadata size
+limits.
 
 This is the one reader of that data: the webhook (through its engine's serving bundle), the
 auditor, the reports and the dashboard all use a :class:`PolicyConfig`, so editing
@@ -17,6 +18,7 @@ from typing import Any
 
 from policies.bundle import Bundle, load_bundle
 from policies.engines.base import BundleError
+from policies.limits import Limits
 
 _DEFAULT_FINDING_SEVERITIES: dict[str, str] = {
     "orphan": "high",
@@ -110,6 +112,8 @@ class PolicyConfig:
     tier_required_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: the Namespace label naming who answers for what runs there (the owner of orphans)
     namespace_owner_label: str = "modelgate.dev/owner"
+    #: size limits of the metadata, checked before evaluation (policies.limits)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_data(cls, config: Mapping[str, Any]) -> PolicyConfig:
@@ -142,6 +146,7 @@ class PolicyConfig:
             namespace_owner_label=_str(
                 config.get("namespace_owner_label"), default.namespace_owner_label
             ),
+            limits=Limits.from_data(config.get("limits")),
         )
 
     @classmethod

@@ -15,7 +15,12 @@ Routes:
 * ``GET /healthz`` (the process answers), ``GET /readyz`` (a bundle is loaded and the
   database answers), ``GET /metrics`` (Prometheus).
 
-Metrics and gunicorn: each app has its own ``CollectorRegistry``, so with several gunicorn
+Deadlines: a review has ``MODELGATE_POLICY_TIMEOUT_SECONDS`` from its arrival (the serving
+layer, :mod:`webhook.asgi`, passes it in the environ), which the engine enforces; one that
+already waited ``MODELGATE_QUEUE_SECONDS`` for a thread is answered at once per the failure
+mode, as overloaded.
+
+Metrics and worker processes: each app has its own ``CollectorRegistry``, so with several
 workers every worker counts only its own requests. ``modelgate serve`` with more than one
 worker therefore switches prometheus_client to multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``);
 when that variable is set, ``/metrics`` serves the sum over all workers.
@@ -23,6 +28,7 @@ when that variable is set, ``/metrics`` serves the sum over all workers.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -53,8 +59,10 @@ from policies.engines.base import (
     BundleError,
     EvaluationError,
     EvaluationTimeout,
+    EvaluatorCrashed,
     PolicyEngine,
     PolicyResult,
+    StaleBundle,
 )
 from webhook.review import (
     OBJECTLESS_OPERATIONS,
@@ -75,6 +83,10 @@ MAX_WARNING_CHARS = 256
 MAX_WARNINGS_TOTAL_CHARS = 4096
 WARNING_PREFIX = "modelgate: "
 STATE_KEY = "modelgate"
+#: WSGI environ keys the serving layer (webhook/asgi.py) sets for each request
+ENVIRON_ARRIVAL = "modelgate.arrival"  # time.monotonic() when the request had arrived
+ENVIRON_CALLER_VERIFIED = "modelgate.caller_verified"  # bool | None
+ENVIRON_PROBE_LISTENER = "modelgate.probe_listener"  # True on the plain-HTTP probe port
 #: /readyz waits at most this long for the database (kubelet probes time out after 1-2 s).
 READY_PROBE_TIMEOUT_SECONDS = 0.8
 
@@ -99,6 +111,23 @@ def _drain_body(environ: Mapping[str, Any], limit: int) -> None:
             remaining -= len(chunk)
     except (OSError, ValueError):
         return
+
+
+class Overloaded(EvaluationError):
+    """The review was not evaluated: the replica is overloaded."""
+
+
+def _error_label(error: BaseException) -> str:
+    """The ``error`` label of modelgate_policy_engine_errors_total for an evaluation failure."""
+    if isinstance(error, EvaluationTimeout):
+        return "timeout"
+    if isinstance(error, EvaluatorCrashed):
+        return "evaluator_crash"
+    if isinstance(error, StaleBundle):
+        return "stale_bundle"
+    if isinstance(error, EvaluationError):
+        return "error"
+    return "crash"
 
 
 class EventRecorder(Protocol):
@@ -161,6 +190,25 @@ class Metrics:
             "modelgate_recorder_errors",
             "Decisions the inventory recorder refused (the response was still sent)",
             registry=r,
+        )
+        self.overload = Counter(
+            "modelgate_admission_overload",
+            "Reviews answered at once per the failure mode (or 429) because the replica was "
+            "overloaded, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.spool_bytes = Gauge(
+            "modelgate_recorder_spool_bytes",
+            "Decisions waiting in the spool directory for the database, in bytes",
+            registry=r,
+            multiprocess_mode="livemostrecent",
+        )
+        self.spool_age = Gauge(
+            "modelgate_recorder_spool_oldest_seconds",
+            "Age of the oldest spooled decision file (0 when the spool is empty)",
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.bundle_loaded = Gauge(
             "modelgate_policy_bundle_loaded",
@@ -245,11 +293,14 @@ class WebhookState:
         self.engine = engine
         self.recorder = recorder
         self.metrics = Metrics()
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="modelgate-eval")
         self._probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelgate-ready")
         self._probe_lock = threading.Lock()
         self._probe: Future[Any] | None = None
         self.ready_timeout = READY_PROBE_TIMEOUT_SECONDS
+        #: the caller_verified of the request this thread is deciding
+        self._caller_verified: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+            "caller_verified", default=None
+        )
         self._last_reload_error: str | None = None
         self.metrics.bundle_loaded.set(1 if self._engine_ready() else 0)
         if reload_in_background and settings.policy_reload_seconds > 0:
@@ -307,29 +358,52 @@ class WebhookState:
             if self._probe is None or self._probe.done():
                 self._probe = self._probe_pool.submit(self.recorder.healthy)
             pending = self._probe
+        database: str | None = None
         try:
             ok = bool(pending.result(timeout=self.ready_timeout))
         except FutureTimeout:
-            reasons.append(f"the inventory database did not answer within {self.ready_timeout:g}s")
+            database = f"the inventory database did not answer within {self.ready_timeout:g}s"
         except Exception as e:
-            reasons.append(f"the inventory database does not answer: {e}")
+            database = f"the inventory database does not answer: {e}"
         else:
             if not ok:
-                reasons.append("the inventory database does not answer")
+                database = "the inventory database does not answer"
+        if database is not None and not self._spool_keeps_ready():
+            reasons.append(database)
         return reasons
+
+    def spool_usage(self) -> tuple[int, float] | None:
+        """(bytes, oldest age in seconds) of the recorder's spool; None without one."""
+        stats = getattr(self.recorder, "stats", None)
+        if stats is None or self.settings.spool_dir is None:
+            return None
+        try:
+            values = stats()
+            return int(values["spool_bytes"]), float(values["spool_oldest_seconds"])
+        except Exception:
+            return None
+
+    def _spool_keeps_ready(self) -> bool:
+        """MODELGATE_READY_WITHOUT_DATABASE: a database outage leaves the replica ready while
+        decisions go to a spool that has room (they are replayed when it is back)."""
+        if not self.settings.ready_without_database:
+            return False
+        usage = self.spool_usage()
+        return usage is not None and usage[0] < self.settings.spool_max_bytes
 
     # -- the admission decision ----------------------------------------------------------
 
-    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
-        """Run the engine with the configured deadline."""
-        future = self._pool.submit(self.engine.evaluate, policy_input)
+    def evaluate(self, policy_input: Mapping[str, Any], deadline: float) -> PolicyResult:
+        """Run the engine, which enforces ``deadline`` (it stops the evaluation there); an
+        answer that still comes late is not used either."""
+        limit = self.settings.policy_timeout_seconds
         try:
-            return future.result(timeout=self.settings.policy_timeout_seconds)
-        except FutureTimeout as e:
-            future.cancel()
-            raise EvaluationTimeout(
-                f"policy evaluation took longer than {self.settings.policy_timeout_seconds:g}s"
-            ) from e
+            result = self.engine.evaluate(policy_input, deadline=deadline)
+        except EvaluationTimeout as e:
+            raise EvaluationTimeout(f"policy evaluation took longer than {limit:g}s ({e})") from e
+        if time.monotonic() > deadline + 0.05:
+            raise EvaluationTimeout(f"policy evaluation took longer than {limit:g}s")
+        return result
 
     def _event(
         self,
@@ -368,13 +442,25 @@ class WebhookState:
             engine=self.engine.name,
             error=error,
             workload=workload,
+            caller_verified=self._caller_verified.get(),
         )
 
     def _is_model_kind(self, workload: Workload, kind: str) -> bool:
         """A model without evaluating the policy (labelled, or a model kind of the bundle)."""
         return workload["model_label"] or self.engine.config.is_model_kind(kind)
 
-    def decide(self, req: AdmissionRequest, enforcement: Enforcement | None) -> Decision:
+    def decide(
+        self,
+        req: AdmissionRequest,
+        enforcement: Enforcement | None,
+        *,
+        arrival: float | None = None,
+        caller_verified: bool | None = None,
+    ) -> Decision:
+        """The decision for ``req``; ``arrival`` is when the request reached the server (its
+        deadline counts from there), ``caller_verified`` goes into the decision log."""
+        self._caller_verified.set(caller_verified)
+        arrival = time.monotonic() if arrival is None else arrival
         operation = req["operation"]
         kind = request_kind(req)
         namespace = req.get("namespace") or ""
@@ -398,16 +484,23 @@ class WebhookState:
             raise MalformedReview(f"request.object is not a Kubernetes object: {e}") from e
         namespace = workload["namespace"] or namespace
         name = workload["name"] or name
+        waited = time.monotonic() - arrival
+        if waited > self.settings.queue_seconds:
+            # queued behind other reviews for longer than the budget: answer now instead of
+            # evaluating past the API server's timeout (explicit backpressure)
+            self.metrics.overload.labels("queued").inc()
+            busy = Overloaded(
+                f"modelgate is overloaded: the review waited {waited:.1f}s for a free thread"
+            )
+            return self.failure_decision(req, kind, namespace, name, workload, busy)
         policy_input = build_input(
             request=req, workload=workload, mode="admission", enforcement=enforcement
         )
+        deadline = arrival + self.settings.policy_timeout_seconds
         try:
-            result = self.evaluate(policy_input)
-        except EvaluationTimeout as e:
-            self.metrics.engine_errors.labels("timeout").inc()
-            return self.failure_decision(req, kind, namespace, name, workload, e)
+            result = self.evaluate(policy_input, deadline)
         except Exception as e:  # EvaluationError or an engine bug: same failure mode
-            label = "error" if isinstance(e, EvaluationError) else "crash"
+            label = _error_label(e)
             if label == "crash":
                 log.exception("policy engine crashed")
             self.metrics.engine_errors.labels(label).inc()
@@ -516,7 +609,6 @@ class WebhookState:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop reloading, flush the recorder (at most ``timeout`` s), close the engine."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
         try:
             self.recorder.close(timeout=timeout)
@@ -537,7 +629,9 @@ def _default_engine(settings: Settings) -> PolicyEngine:
 def _default_recorder(settings: Settings) -> EventRecorder:
     from modelgate.inventory.recorder import Recorder
 
-    recorder: EventRecorder = Recorder(settings)
+    # retry the database at least every 5 s, so a spool is replayed within seconds of its
+    # return even without traffic or readiness probes
+    recorder: EventRecorder = Recorder(settings, max_backoff=5.0)
     return recorder
 
 
@@ -577,11 +671,25 @@ def create_app(
 
     def validate(enforcement: Enforcement | None) -> tuple[Response, int]:
         started = time.perf_counter()
+        environ = request.environ
+        if environ.get(ENVIRON_PROBE_LISTENER):
+            state.metrics.bad_requests.labels("403").inc()
+            return (
+                jsonify(error="admission reviews are answered only on the mutual-TLS port"),
+                403,
+            )
+        arrival = environ.get(ENVIRON_ARRIVAL)
+        caller_verified = environ.get(ENVIRON_CALLER_VERIFIED)
         try:
             body = request.get_data(cache=False)
             req = parse_review(body, request.content_type, max_bytes=settings.max_request_bytes)
             try:
-                decision = state.decide(req, enforcement)
+                decision = state.decide(
+                    req,
+                    enforcement,
+                    arrival=arrival if isinstance(arrival, float) else None,
+                    caller_verified=caller_verified if isinstance(caller_verified, bool) else None,
+                )
             except ReviewError:
                 raise
             except Exception as e:  # a bug of ours must still produce a well-formed answer
@@ -637,6 +745,10 @@ def create_app(
 
     @app.get("/metrics")
     def metrics() -> Response:
+        usage = state.spool_usage()
+        if usage is not None:
+            state.metrics.spool_bytes.set(usage[0])
+            state.metrics.spool_age.set(usage[1])
         return Response(state.metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,12 +1,18 @@
-"""``modelgate serve``: the admission webhook under gunicorn (gthread workers) over TLS.
+"""``modelgate serve``: the admission webhook over TLS, served by Hypercorn (HTTP/1.1 and
+HTTP/2) in worker processes (:func:`modelgate.serving.serve_workers`).
 
-gunicorn is embedded as a ``BaseApplication``. Every worker builds its own app (engine,
-recorder, metrics) after the fork, so no engine or connection is shared across processes. TLS
-uses one :class:`webhook.tls.CertReloader` per worker through gunicorn's ``ssl_context``
-hook, which the gthread worker calls for each new connection: a rotated certificate is served
-without restarting.
+Every worker builds its own app (engine, recorder, metrics) after the fork, so no engine or
+connection is shared across processes, and runs it behind :class:`webhook.asgi.WebhookASGI`:
+connections are handled in the worker's event loop (idle keep-alive connections hold no
+thread; up to ``--threads`` requests are decided at once), a connection that sends nothing for
+``MODELGATE_READ_TIMEOUT_SECONDS`` is closed, and beyond ``--max-pending`` waiting requests the
+answer is an immediate 429. TLS uses one :class:`webhook.tls.CertReloader` per worker: a rotated
+certificate is served to new connections without a restart. With ``--client-ca`` the TLS port
+accepts only clients whose certificate that CA signed (the API server's, see the chart README);
+kubelet probes then use the plain-HTTP ``--probe-port``, which answers everything but reviews.
 
-With more than one worker the Prometheus client runs in multiprocess mode (a temporary
+SIGTERM: stop accepting, answer the requests in flight, flush the recorder, exit. With more
+than one worker the Prometheus client runs in multiprocess mode (a temporary
 ``PROMETHEUS_MULTIPROC_DIR`` unless one is set), so ``/metrics`` reports all workers together.
 """
 
@@ -22,66 +28,43 @@ from typing import Any
 
 import click
 
-from modelgate.serving import GunicornApp, bind_address, no_control_socket
+from modelgate.serving import bind_address, serve_workers, server_config
 from modelgate.settings import Settings, SettingsError
 from webhook.tls import CertReloader, TLSConfigError
 
 log = logging.getLogger("modelgate.webhook")
 
-
-def _create_app(settings: Settings) -> Any:
-    from webhook.app import create_app
-
-    return create_app(settings)
+#: seconds SIGTERM waits for requests in flight (the recorder flush comes after)
+GRACEFUL_SECONDS = 20.0
 
 
-def _worker_exit(server: Any, worker: Any) -> None:
-    """Close the worker's app: stop the reloader, flush the recorder, close the engine."""
-    app = getattr(worker, "wsgi", None)
-    state = getattr(app, "extensions", {}).get("modelgate") if app is not None else None
-    if state is not None:
-        state.close()
+def _asgi_factory(settings: Settings, threads: int, max_pending: int) -> Any:
+    """What each worker builds after the fork: the Flask app behind the ASGI adapter."""
+
+    def build() -> Any:
+        from webhook.app import app_state, create_app
+        from webhook.asgi import WebhookASGI
+
+        app = create_app(settings)
+        state = app_state(app)
+        return WebhookASGI(
+            app,
+            threads=threads,
+            max_body=settings.max_request_bytes,
+            max_pending=max_pending,
+            mutual_tls=settings.client_ca is not None,
+            on_overload=lambda reason: state.metrics.overload.labels(reason).inc(),
+            on_shutdown=state.close,
+        )
+
+    return build
 
 
-def _child_exit(server: Any, worker: Any) -> None:
+def _worker_exit(pid: int) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-
-
-def gunicorn_options(
-    *,
-    host: str,
-    port: int,
-    tls_cert: Path,
-    tls_key: Path,
-    workers: int,
-    threads: int,
-    reloader: CertReloader,
-    log_level: str,
-    access_log: bool,
-) -> dict[str, Any]:
-    return {
-        "bind": [bind_address(host, port)],
-        "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread",
-        "certfile": str(tls_cert),
-        "keyfile": str(tls_key),
-        "ssl_context": reloader.gunicorn_hook,
-        "timeout": 30,
-        "graceful_timeout": 30,  # > the recorder flush in worker_exit
-        "keepalive": 30,
-        "loglevel": log_level.lower(),
-        "accesslog": "-" if access_log else None,
-        "errorlog": "-",
-        "proc_name": "modelgate-webhook",
-        "worker_exit": _worker_exit,
-        "child_exit": _child_exit,
-        "preload_app": False,
-        **no_control_socket(),
-    }
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _preflight(settings: Settings) -> None:
@@ -115,18 +98,38 @@ def _preflight(settings: Settings) -> None:
     help="PEM private key; reloaded when the file changes.",
 )
 @click.option(
+    "--client-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="MODELGATE_CLIENT_CA",
+    help="Mutual TLS: accept only clients with a certificate this PEM CA signed (the API "
+    "server's client certificate); decisions record caller_verified. [env: MODELGATE_CLIENT_CA]",
+)
+@click.option(
+    "--probe-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve /healthz, /readyz and /metrics over plain HTTP on this port (for kubelet "
+    "probes with --client-ca; reviews are refused there).",
+)
+@click.option(
     "--workers",
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes.",
+    help="Worker processes.",
 )
 @click.option(
     "--threads",
-    default=4,
+    default=8,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Threads per worker (gthread).",
+    help="Requests decided at once per worker (idle connections need no thread).",
+)
+@click.option(
+    "--max-pending",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Requests per worker that may wait for a thread; beyond, 429 with Retry-After.",
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 def serve_command(
@@ -134,23 +137,28 @@ def serve_command(
     port: int,
     tls_cert: Path,
     tls_key: Path,
+    client_ca: Path | None,
+    probe_port: int | None,
     workers: int,
     threads: int,
+    max_pending: int,
     access_log: bool,
 ) -> None:
     """Run the admission webhook over TLS (settings from MODELGATE_* variables)."""
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(client_ca=client_ca)
     except SettingsError as e:
         raise click.ClickException(str(e)) from e
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        reloader = CertReloader(tls_cert, tls_key)
+    try:  # fail here, once, on files every worker would refuse
+        CertReloader(tls_cert, tls_key, client_ca=settings.client_ca)
     except TLSConfigError as e:
         raise click.ClickException(str(e)) from e
+    if probe_port is not None and probe_port == port:
+        raise click.ClickException("--probe-port must differ from --port")
     _preflight(settings)
 
     own_metrics_dir: str | None = None
@@ -159,20 +167,27 @@ def serve_command(
         own_metrics_dir = tempfile.mkdtemp(prefix="modelgate-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
 
-    options = gunicorn_options(
-        host=host,
-        port=port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        workers=workers,
-        threads=threads,
-        reloader=reloader,
-        log_level=settings.log_level,
+    def ssl_context() -> Any:  # in each worker: its own reloader
+        return CertReloader(tls_cert, tls_key, client_ca=settings.client_ca).server_context()
+
+    config = server_config(
+        binds=[bind_address(host, port)],
+        insecure_binds=[bind_address(host, probe_port)] if probe_port is not None else [],
+        ssl_context_factory=ssl_context,
+        read_timeout=settings.read_timeout_seconds,
+        keep_alive_timeout=max(settings.read_timeout_seconds, 5.0),
+        graceful_timeout=GRACEFUL_SECONDS,
         access_log=access_log,
+        log_level=settings.log_level,
     )
     try:
-        GunicornApp(_create_app, settings, options).run()
+        code = serve_workers(
+            _asgi_factory(settings, threads, max_pending),
+            config,
+            workers=workers,
+            on_worker_exit=_worker_exit,
+        )
     finally:
         if own_metrics_dir is not None:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
-    sys.exit(0)
+    sys.exit(code)

@@ -1,8 +1,10 @@
 """TLS for the webhook: a server context that follows certificate rotation, and dev certificates.
 
-:class:`CertReloader` keeps one :class:`ssl.SSLContext` and rebuilds it when the certificate
-or key file changes on disk (cert-manager and kubelet rotate Secret-mounted files in place),
-checking at most once per ``check_interval`` seconds as new connections arrive. A half-written
+:class:`CertReloader` keeps one :class:`ssl.SSLContext` and rebuilds it when the certificate,
+the key or the client CA file changes on disk (cert-manager and kubelet rotate Secret-mounted
+files in place), checking at most once per ``check_interval`` seconds as new connections
+arrive (:meth:`CertReloader.server_context` hooks it into any server that takes an
+``ssl.SSLContext``). A half-written
 pair (certificate and key that do not match yet) is logged and retried; the previous context
 keeps serving meanwhile.
 
@@ -37,34 +39,63 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def build_server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+#: HTTP/2 first (the API server prefers it), then HTTP/1.1
+ALPN_PROTOCOLS = ["h2", "http/1.1"]
+
+
+def build_server_context(
+    cert_file: Path, key_file: Path, client_ca: Path | None = None
+) -> ssl.SSLContext:
+    """A TLS 1.2+ server context; with ``client_ca`` every client must present a certificate
+    that CA signed (mutual TLS)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(ALPN_PROTOCOLS)
     try:
         context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
     except (OSError, ssl.SSLError) as e:
         raise TLSConfigError(
             f"cannot load TLS certificate {cert_file} with key {key_file}: {e}"
         ) from e
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=str(client_ca))
+        except (OSError, ssl.SSLError) as e:
+            raise TLSConfigError(f"cannot load the client CA bundle {client_ca}: {e}") from e
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
 class CertReloader:
     """One server SSL context, rebuilt when the certificate files change."""
 
-    def __init__(self, cert_file: Path, key_file: Path, *, check_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        cert_file: Path,
+        key_file: Path,
+        *,
+        check_interval: float = 1.0,
+        client_ca: Path | None = None,
+    ) -> None:
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
+        self.client_ca = Path(client_ca) if client_ca is not None else None
         self.check_interval = check_interval
         self._lock = threading.Lock()
         self._stamps = self._current_stamps()
-        self._context = build_server_context(self.cert_file, self.key_file)
+        self._context = self._build()
         self._next_check = time.monotonic() + check_interval
         self.reloads = 0
 
-    def _current_stamps(self) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    def _build(self) -> ssl.SSLContext:
+        return build_server_context(self.cert_file, self.key_file, self.client_ca)
+
+    def _current_stamps(self) -> tuple[tuple[int, int, int], ...] | None:
+        files = [self.cert_file, self.key_file]
+        if self.client_ca is not None:
+            files.append(self.client_ca)
         try:
-            return (_stamp(self.cert_file), _stamp(self.key_file))
+            return tuple(_stamp(f) for f in files)
         except OSError:
             return None
 
@@ -84,7 +115,7 @@ class CertReloader:
         if stamps is None or stamps == self._stamps:
             return
         try:
-            context = build_server_context(self.cert_file, self.key_file)
+            context = self._build()
         except TLSConfigError as e:
             # probably mid-rotation (new cert, old key): keep serving, try again next time
             log.warning("TLS certificate changed but cannot be loaded yet: %s", e)
@@ -94,6 +125,14 @@ class CertReloader:
         self.reloads += 1
         log.info("TLS certificate reloaded from %s", self.cert_file)
 
-    def gunicorn_hook(self, config: object, default_ssl_context_factory: object) -> ssl.SSLContext:
-        """gunicorn's ``ssl_context(config, default_ssl_context_factory)`` server hook."""
-        return self.context()
+    def server_context(self) -> ssl.SSLContext:
+        """The context to give a server once: for every new connection its SNI callback (which
+        OpenSSL calls for every handshake, with or without a server name) switches the
+        connection to :meth:`context`, so rotated files are served without a restart."""
+        base = self._build()
+
+        def switch(sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> None:
+            sock.context = self.context()
+
+        base.sni_callback = switch
+        return base

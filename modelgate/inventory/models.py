@@ -242,6 +242,9 @@ class Decision(ChainedEntry, Base):
     bundle_digest: Mapped[str] = mapped_column(Text, default="")
     engine: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
+    #: True when the caller presented a client certificate the webhook verified (mutual TLS),
+    #: None when the webhook does not verify callers (and for rows older than 0003)
+    caller_verified: Mapped[bool | None] = mapped_column(Boolean)
 
 
 # --- audit: scan runs and findings -----------------------------------------------------

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import queue
+import random
 import threading
 import time
 import uuid
@@ -62,6 +63,8 @@ class RecorderStats(TypedDict):
     backlog: int
     queued: int
     healthy: bool
+    spool_bytes: int  # events waiting in the spool directory (every process's files)
+    spool_oldest_seconds: float  # age of the oldest spool file, 0 when there is none
 
 
 class Recorder:
@@ -81,6 +84,7 @@ class Recorder:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         auto_migrate: bool | None = None,
+        replay_seconds: float = 1.0,
     ) -> None:
         settings = settings or Settings.from_env()
         # an empty database gets the schema on first write (`modelgate db upgrade` is the
@@ -110,17 +114,29 @@ class Recorder:
         self._healthy = True
         self._spool_pending = 0  # own events sitting in spool files
         self._counts = {"submitted": 0, "written": 0, "spooled": 0, "failed": 0, "dropped": 0}
+        #: the spool is replayed at start and then at least this often, traffic or not
+        self.replay_seconds = replay_seconds
+        self._next_replay = 0.0
+        if self.spool is not None:
+            self._ensure_writer()  # replay what an earlier process left, without waiting
 
     # -- the webhook side --------------------------------------------------------------------
 
     def submit(self, event: AdmissionEvent) -> None:
         """Queue ``event`` for writing; returns immediately and never raises."""
         try:
-            item = SubmittedEvent(uuid.uuid4().hex, event)
+            # 128 random bits from the (per-process, reseeded after fork) Mersenne Twister:
+            # uuid4's os.urandom cost ~0.15 ms per review on the request path
+            item = SubmittedEvent(f"{random.getrandbits(128):032x}", event)
             with self._lock:
                 self._counts["submitted"] += 1
             if self._closed:
                 self._spill([item], reason="recorder closed")
+                return
+            if self.spool is not None and not self._healthy:
+                # the database is down: straight to the spool, not to memory, so a process
+                # killed during the outage loses nothing it admitted
+                self._spill([item], reason="database unavailable", sync=False)
                 return
             self._ensure_writer()
             try:
@@ -189,6 +205,7 @@ class Recorder:
         with self._lock:
             counts = dict(self._counts)
             backlog = len(self._backlog)
+        spool_bytes, spool_age = self.spool.usage() if self.spool is not None else (0, 0.0)
         return RecorderStats(
             submitted=counts["submitted"],
             written=counts["written"],
@@ -199,6 +216,8 @@ class Recorder:
             backlog=backlog,
             queued=self._queue.qsize(),
             healthy=self._healthy,
+            spool_bytes=spool_bytes,
+            spool_oldest_seconds=spool_age,
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -294,7 +313,9 @@ class Recorder:
                 if batch:
                     self._write(batch)
                 batch = []
-                self._replay_spool()
+                if time.monotonic() >= self._next_replay:  # at start, then on a timer
+                    self._replay_spool()
+                    self._next_replay = time.monotonic() + self.replay_seconds
                 self._healthy = True
                 backoff = self.initial_backoff
             except Exception as e:

@@ -113,6 +113,23 @@ class Spool:
             return False
         return False
 
+    def usage(self) -> tuple[int, float]:
+        """Bytes in the replayable spool files of the directory (every process's) and the age
+        in seconds of the oldest (0 when there is none)."""
+        size, oldest = 0, None
+        for path in self.dir.glob("*.jsonl"):
+            if not path.name.startswith(("spool__", "replay__")):
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if st.st_size == 0:
+                continue
+            size += st.st_size
+            oldest = st.st_mtime if oldest is None else min(oldest, st.st_mtime)
+        return size, (max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+
     @staticmethod
     def read(path: Path) -> Iterator[SubmittedEvent]:
         with open(path, encoding="utf-8", errors="replace") as f:

@@ -88,6 +88,7 @@ def _decision_row(item: SubmittedEvent, md: ParsedMetadata | None) -> dict[str, 
         "bundle_digest": clean(ev.bundle_digest),
         "engine": clean(ev.engine),
         "error": clean(ev.error) if ev.error is not None else None,
+        "caller_verified": ev.caller_verified,
     }
 
 

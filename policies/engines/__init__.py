@@ -9,10 +9,12 @@ from policies.engines.base import (
     BundleError,
     EvaluationError,
     EvaluationTimeout,
+    EvaluatorCrashed,
     PolicyEngine,
     PolicyError,
     PolicyResult,
     ReloadCallback,
+    StaleBundle,
 )
 
 __all__ = [
@@ -20,10 +22,12 @@ __all__ = [
     "BundleError",
     "EvaluationError",
     "EvaluationTimeout",
+    "EvaluatorCrashed",
     "PolicyEngine",
     "PolicyError",
     "PolicyResult",
     "ReloadCallback",
+    "StaleBundle",
     "create_engine",
 ]
 
@@ -37,11 +41,13 @@ def create_engine(
     *,
     opa_url: str = "http://127.0.0.1:8181",
     timeout: float = 2.0,
+    evaluators: int = 2,
 ) -> PolicyEngine:
     """The engine ``kind`` names (``embedded`` or ``opa``) with the bundle of ``policy_dir``
-    loaded (``ready()`` is False when that first load failed). ``opa_url`` and ``timeout``
-    are the OPA server and its per-query timeout (``opa`` only). Call
-    ``start_watching(interval)`` on the result to follow edits of the directory."""
+    loaded (``ready()`` is False when that first load failed). ``timeout`` is the default
+    deadline of one evaluation; ``opa_url`` the OPA server (``opa`` only); ``evaluators`` the
+    number of rego-cpp processes (``embedded`` only). Call ``start_watching(interval)`` on the
+    result to follow edits of the directory."""
     if kind == "opa":
         from policies.engines.opa import OpaEngine
 
@@ -49,5 +55,5 @@ def create_engine(
     if kind == "embedded":
         from policies.engines.embedded import EmbeddedEngine
 
-        return EmbeddedEngine(Path(policy_dir))
+        return EmbeddedEngine(Path(policy_dir), timeout=timeout, evaluators=evaluators)
     raise ValueError(f"unknown policy engine {kind!r} (one of {', '.join(ENGINE_NAMES)})")

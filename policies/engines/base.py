@@ -26,7 +26,16 @@ class EvaluationError(PolicyError):
 
 
 class EvaluationTimeout(EvaluationError):
-    """Evaluation did not finish within the configured timeout."""
+    """Evaluation did not finish within the configured timeout (or its deadline)."""
+
+
+class EvaluatorCrashed(EvaluationError):
+    """The process evaluating the policy died (the embedded engine restarts it)."""
+
+
+class StaleBundle(EvaluationError):
+    """The engine answered, but not from the complete bundle this process loaded (OPA restarted
+    empty, a push in progress, data missing): the answer is not trusted."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,14 @@ class PolicyEngine(Protocol):
         """True once a bundle is loaded (and, for OPA, the server answers)."""
         ...
 
-    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
-        """Evaluate; raises :class:`EvaluationError` (or a subclass) on failure."""
+    def evaluate(
+        self, policy_input: Mapping[str, Any], *, deadline: float | None = None
+    ) -> PolicyResult:
+        """Evaluate; raises :class:`EvaluationError` (or a subclass) on failure.
+
+        ``deadline`` (a :func:`time.monotonic` instant; default: now plus the engine's
+        timeout) is enforced: past it the evaluation is stopped and
+        :class:`EvaluationTimeout` raised."""
         ...
 
     def reload_if_changed(self) -> bool:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from policies.bundle import Bundle, Fingerprint, fingerprint, load_bundle
 from policies.config import PolicyConfig
-from policies.engines.base import BundleError, EvaluationError, PolicyResult, ReloadCallback
+from policies.engines.base import (
+    BundleError,
+    EvaluationError,
+    PolicyResult,
+    ReloadCallback,
+    StaleBundle,
+)
+from policies.limits import apply_limits
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +41,24 @@ def _strings(doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
 
 
 def decode_result(doc: Any, digest: str) -> PolicyResult:
-    """Turn the value of ``data.modelgate.admission`` into a :class:`PolicyResult`."""
+    """Turn the value of ``data.modelgate.admission`` into a :class:`PolicyResult`; raises
+    :class:`StaleBundle` unless the answer carries ``digest`` (the bundle this process loaded
+    and pushed) as its ``bundle_digest``."""
     if not isinstance(doc, Mapping):
-        raise EvaluationError(
-            "data.modelgate.admission is undefined or not an object (is the bundle loaded?)"
+        raise StaleBundle(
+            "data.modelgate.admission is undefined or not an object (the engine serves no "
+            "modelgate bundle)"
+        )
+    answered = doc.get("bundle_digest")
+    if answered != digest:
+        if answered is None:
+            raise StaleBundle(
+                "the engine's answer carries no bundle digest (the policy data is missing or "
+                "only partly loaded)"
+            )
+        raise StaleBundle(
+            f"the engine answered from bundle {str(answered)[:12] or '(none)'}, not from the "
+            f"loaded bundle {digest[:12]} (restarted, or an update is in progress)"
         )
     is_model = doc.get("is_model", False)
     if not isinstance(is_model, bool):
@@ -74,11 +96,33 @@ class ReloadingEngine:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
+    #: default time one evaluation may take (``evaluate`` without a deadline)
+    timeout: float = 2.0
+
     # -- subclass hooks ------------------------------------------------------------------
 
     def _activate(self, bundle: Bundle) -> None:
         """Compile/push ``bundle`` and make it the one serving; raise BundleError if bad."""
         raise NotImplementedError
+
+    def _answer(self, policy_input: Mapping[str, Any], deadline: float) -> tuple[Any, str]:
+        """The value of ``data.modelgate.admission`` for ``policy_input`` (already within the
+        size limits) and the digest of the bundle it must come from; raises
+        :class:`EvaluationError` (:class:`EvaluationTimeout` past ``deadline``)."""
+        raise NotImplementedError
+
+    # -- evaluating ----------------------------------------------------------------------
+
+    def evaluate(
+        self, policy_input: Mapping[str, Any], *, deadline: float | None = None
+    ) -> PolicyResult:
+        """Size limits first (:mod:`policies.limits`), then the engine, then the answer is
+        checked against the loaded bundle's digest."""
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        limited = apply_limits(policy_input, self._config.limits)
+        doc, digest = self._answer(limited, deadline)
+        return decode_result(doc, digest)
 
     # -- public --------------------------------------------------------------------------
 

@@ -582,3 +582,21 @@ def test_model_sections_show_runtime_replicas_digests_and_gpus() -> None:
     assert old["replicas"] == "—" and old["status"] == "admitted"
     assert old["images"] == ["registry.example.com/scorer:2.0"]
     assert old["last_seen"] == "never scanned" and old["gpus"] == "—"
+
+
+def test_audit_exits_3_when_every_source_was_unreachable(scenario: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-snapshot"
+    empty.mkdir()
+    export = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        main, ["audit", "--manifests", str(empty), "--export", str(export), "--no-progress"]
+    )
+    assert result.exit_code == 3, result.output
+    assert "every source was unreachable" in result.output
+    doc = json.loads(export.read_text(encoding="utf-8"))  # the scan is still recorded
+    assert [s["status"] for s in doc["scan"]["sources"]] == ["unreachable"]
+    # one reachable source among unreachable ones is a normal scan
+    both = CliRunner().invoke(
+        main, ["audit", "--manifests", str(empty), "--manifests", str(scenario), "--no-progress"]
+    )
+    assert both.exit_code == 0, both.output

@@ -357,7 +357,78 @@ def test_environment_carries_cluster_name_database_secret_and_policy_dir() -> No
     }
     assert env["MODELGATE_POLICY_DIR"] == "/etc/modelgate/policies"
     assert env["MODELGATE_FAILURE_MODE"] == "open"
-    assert env["MODELGATE_POLICY_ENGINE"] == "embedded"
+    # the OPA sidecar is the default engine (the fastest, see the README's figures)
+    assert env["MODELGATE_POLICY_ENGINE"] == "opa"
+    assert env["MODELGATE_POLICY_TIMEOUT_SECONDS"] == "2"
+    embedded = _env(_container(render(sets={"opa.enabled": "false"})))
+    assert embedded["MODELGATE_POLICY_ENGINE"] == "embedded"
+    assert embedded["MODELGATE_EVALUATORS"] == "2"
+
+
+def test_spool_volume_is_mounted_and_keeps_pods_ready_during_a_database_outage() -> None:
+    objs = render()
+    c = _container(objs)
+    env = _env(c)
+    assert env["MODELGATE_SPOOL_DIR"] == "/var/spool/modelgate"
+    assert env["MODELGATE_READY_WITHOUT_DATABASE"] == "true"
+    assert int(env["MODELGATE_SPOOL_MAX_BYTES"]) > 0
+    assert {"name": "spool", "mountPath": "/var/spool/modelgate"} in c["volumeMounts"]
+    volumes = {v["name"]: v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["spool"] == {"name": "spool", "emptyDir": {"sizeLimit": "512Mi"}}
+    claimed = render(sets={"spool.existingClaim": "spool-rwx"})
+    volumes = {
+        v["name"]: v for v in one(claimed, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["spool"]["persistentVolumeClaim"] == {"claimName": "spool-rwx"}
+
+
+def test_server_values_reach_the_serve_command() -> None:
+    c = _container(
+        render(sets={"server.workers": "3", "server.threads": "16", "server.maxPending": "64"})
+    )
+    args = c["args"]
+    assert args[args.index("--workers") + 1] == "3"
+    assert args[args.index("--threads") + 1] == "16"
+    assert args[args.index("--max-pending") + 1] == "64"
+    assert _env(c)["MODELGATE_READ_TIMEOUT_SECONDS"] == "10"
+
+
+def test_mutual_tls_mounts_the_client_ca_and_moves_probes_to_the_probe_port() -> None:
+    objs = render(sets={"webhook.clientAuth.enabled": "true", "webhook.clientAuth.caSecret": "ca"})
+    c = _container(objs)
+    args = c["args"]
+    assert args[args.index("--client-ca") + 1] == "/etc/modelgate/client-ca/ca.crt"
+    assert args[args.index("--probe-port") + 1] == "8080"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probe", "scheme": "HTTP"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probe", "scheme": "HTTP"}
+    assert {"name": "probe", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
+    volumes = {v["name"]: v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["client-ca"]["secret"]["secretName"] == "ca"
+    assert "needs webhook.clientAuth.caSecret" in render_error(
+        sets={"webhook.clientAuth.enabled": "true"}
+    )
+
+
+def test_autoscaling_adds_a_cpu_hpa_and_leaves_the_replica_count_to_it() -> None:
+    objs = render(sets={"autoscaling.enabled": "true", "autoscaling.maxReplicas": "9"})
+    hpa = one(objs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 9
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == one(objs, "Deployment")["metadata"]["name"]
+    assert "replicas" not in one(objs, "Deployment")["spec"]
+    assert not by_kind(render(), "HorizontalPodAutoscaler")
+    assert "autoscaling.minReplicas must not exceed" in render_error(
+        sets={
+            "autoscaling.enabled": "true",
+            "autoscaling.minReplicas": "5",
+            "autoscaling.maxReplicas": "3",
+        }
+    )
+
+
+def test_policy_timeout_must_leave_the_webhook_time_to_answer() -> None:
+    message = render_error(sets={"config.policyTimeoutSeconds": "5", "webhook.timeoutSeconds": "5"})
+    assert "must be below webhook.timeoutSeconds" in message
 
 
 # --------------------------------------------------------------------------- policies
@@ -482,11 +553,34 @@ def test_auditor_can_be_turned_off() -> None:
         assert not by_kind(objs, kind)
 
 
-def test_network_policy_admits_only_the_webhook_port() -> None:
+def test_network_policy_admits_only_the_webhook_port_from_the_api_server_cidrs() -> None:
     objs = render()
     np = one(objs, "NetworkPolicy")
     assert np["spec"]["policyTypes"] == ["Ingress"]
-    assert np["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert np["spec"]["ingress"] == [
+        {
+            "ports": [{"port": "https", "protocol": "TCP"}],
+            "from": [
+                {"ipBlock": {"cidr": "10.0.0.0/8"}},
+                {"ipBlock": {"cidr": "172.16.0.0/12"}},
+                {"ipBlock": {"cidr": "192.168.0.0/16"}},
+            ],
+        }
+    ]
+    narrowed = one(
+        render(
+            set_json={
+                "networkPolicy.apiServerCIDRs": ["10.0.0.10/32"],
+                "networkPolicy.apiServerExcept": ["10.0.0.11/32"],
+            }
+        ),
+        "NetworkPolicy",
+    )
+    peers = narrowed["spec"]["ingress"][0]["from"]
+    assert peers == [{"ipBlock": {"cidr": "10.0.0.10/32", "except": ["10.0.0.11/32"]}}]
+    assert "an ingress rule without sources would admit any caller" in render_error(
+        sets={"networkPolicy.apiServerCIDRs": "null"}
+    )
     egress = one(render(_ci("opa-sidecar"), base=False), "NetworkPolicy")
     assert "Egress" in egress["spec"]["policyTypes"]
     assert any(p.get("port") == 53 for rule in egress["spec"]["egress"] for p in rule["ports"])

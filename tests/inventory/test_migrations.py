@@ -126,3 +126,44 @@ def test_upgrade_against_a_closed_port_is_a_clear_unavailable_error() -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     with pytest.raises(DatabaseUnavailable, match="unavailable"):
         migrate.upgrade(url)
+
+
+def _decision_columns(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {c["name"] for c in inspect(engine).get_columns("decisions")}
+    finally:
+        engine.dispose()
+
+
+def test_0003_adds_a_nullable_caller_verified_and_downgrade_keeps_the_log_append_only(
+    empty_url: str,
+) -> None:
+    migrate.upgrade(empty_url, "0002_audit")
+    insert = text(
+        'INSERT INTO decisions (event_id, time, uid, "user", operation, cluster, kind, namespace,'
+        " name, allowed, is_model, violations, warnings, enforcement, bundle_digest, engine)"
+        " VALUES (:e, '2026-01-01 00:00:00', 'u', 'x', 'CREATE', 'c', 'Pod', 'ns', 'p', true,"
+        " false, '[]', '[]', 'enforce', '', '')"
+    )
+    db = Database(empty_url)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(insert, {"e": "before-0003"})
+        migrate.upgrade(empty_url, "0003_caller_verified")
+        assert migrate.current(empty_url) == "0003_caller_verified"
+        assert "caller_verified" in _decision_columns(empty_url)
+        with db.engine.connect() as conn:
+            old = conn.execute(text("SELECT caller_verified FROM decisions")).scalar_one()
+        assert old is None  # older decisions: unknown
+
+        migrate.downgrade(empty_url, "0002_audit")
+        assert "caller_verified" not in _decision_columns(empty_url)
+        with db.engine.begin() as conn:
+            conn.execute(insert, {"e": "after-downgrade"})
+        with pytest.raises(Exception, match="append-only"), db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM decisions"))
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM decisions")).scalar() == 2
+    finally:
+        db.dispose()

@@ -3,6 +3,7 @@ append-only decision log, tolerant parsing, and no lost records when the databas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from modelgate.events import AdmissionEvent
+from modelgate.events import AdmissionEvent, event_from_json, event_to_json
 from modelgate.inventory import migrate, queries
 from modelgate.inventory.db import Database, DatabaseUnavailable
 from modelgate.inventory.models import (
@@ -403,9 +404,10 @@ def test_a_full_queue_spills_to_the_spool_without_blocking_or_losing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # hold the writer back (our own seam; it starts with the recorder when there is a
+    # spool) so the queue fills deterministically
+    monkeypatch.setattr(Recorder, "_ensure_writer", lambda self: None)
     rec = _recorder(db_url, queue_size=3, spool_dir=tmp_path / "spool")
-    # hold the writer back (our own seam) so the queue fills deterministically
-    monkeypatch.setattr(rec, "_ensure_writer", lambda: None)
     events = [make_event(name=f"api-{i}") for i in range(10)]
     for ev in events:
         rec.submit(ev)
@@ -710,3 +712,49 @@ def test_without_auto_migrate_events_wait_for_db_upgrade(
         assert rec.flush(30), rec.stats()
     finally:
         rec.close()
+
+
+def test_whether_the_caller_was_verified_is_recorded_and_survives_the_spool(
+    db_url: str, db: Database, make_event: EventFactory, tmp_path: Path
+) -> None:
+    verified = dataclasses.replace(make_event(), caller_verified=True)
+    unknown = make_event()
+    spooled = event_from_json(event_to_json(verified))  # the spool keeps the field
+    assert spooled.caller_verified is True
+    rec = _recorder(db_url)
+    try:
+        rec.record(spooled)
+        rec.record(unknown)
+    finally:
+        rec.close()
+    with db.read() as s:
+        values = {d.uid: d.caller_verified for d in s.scalars(select(Decision))}
+    assert values == {verified.uid: True, unknown.uid: None}
+
+
+def test_a_spool_left_by_a_dead_process_is_replayed_at_start_without_new_traffic(
+    tmp_path: Path, make_event: EventFactory
+) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"  # not migrated yet: every write fails
+    spool = tmp_path / "spool"
+    rec = _recorder(url, spool_dir=spool)
+    for i in range(5):
+        rec.submit(make_event(name=f"api-{i}"))
+    assert not rec.flush(0.5)
+    rec.close(timeout=0.5)
+    stats = rec.stats()
+    assert stats["spool_bytes"] > 0 and stats["spool_oldest_seconds"] >= 0
+
+    migrate.upgrade(url)
+    rec2 = _recorder(url, spool_dir=spool)  # nothing is submitted to it
+    db = Database(url)
+    try:
+        deadline = time.monotonic() + 10
+        while _count(db, Decision) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _count(db, Decision) == 5
+        assert rec2.stats()["spool_bytes"] == 0
+        assert rec2.stats()["spool_oldest_seconds"] == 0
+    finally:
+        db.dispose()
+        rec2.close()

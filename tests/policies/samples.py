@@ -223,3 +223,48 @@ def require_field(policy_dir: Path, field: str) -> None:
     data = policy_dir / "modelgate" / "config" / "data.yaml"
     anchor = '  - "compliance-status"\n'
     data.write_text(data.read_text().replace(anchor, f'{anchor}  - "{field}"\n', 1))
+
+
+def hidden_field_cases() -> dict[str, PolicyInput]:
+    """Inputs whose metadata the engines never see whole: values over the size limits of
+    data.modelgate.config.limits (kept out before evaluation, policies/limits.py), on the
+    object, its labels and its pod template, and certification lists over the entry limit."""
+    plain = sample("01-compliant-deployment.yaml")
+    high = sample("05-high-risk-certified-deployment.yaml")
+    out: dict[str, PolicyInput] = {}
+    out["hidden-long-model-card"] = to_input(
+        with_annotations(plain, model_card="https://" + "a" * 27_000)
+    )
+    out["hidden-long-training-data-without-commas"] = to_input(
+        with_annotations(plain, training_data="s3://" + 'a"' * 14_000)
+    )
+    out["hidden-deep-certifications"] = to_input(
+        with_annotations(high, certifications="[" * 4_500 + "]" * 4_500)
+    )
+    out["hidden-deep-metrics-within-size"] = to_input(
+        with_annotations(plain, metrics='{"a":' * 40 + "1" + "}" * 40)
+    )
+    many = json.dumps([{"name": f"c{i}", "expires": "2020-01-01"} for i in range(150)])
+    out["hidden-too-many-certifications"] = to_input(with_annotations(high, certifications=many))
+    limit = json.dumps([{"name": f"c{i}", "expires": "2099-01-01"} for i in range(100)])
+    out["certifications-at-the-entry-limit"] = to_input(
+        with_annotations(high, certifications=limit)
+    )
+    total = {f"note-{i}": "x" * 3_000 for i in range(12)}
+    out["hidden-total-over-the-limit"] = to_input(with_annotations(plain, **total))
+    # over the limit in a pod-template annotation and in an object label
+    templated = json.loads(json.dumps(plain))
+    tmeta = templated["spec"]["template"].setdefault("metadata", {})
+    tmeta.setdefault("annotations", {})["modelgate.dev/owner"] = "o" * 5_000
+    del templated["metadata"]["annotations"]["modelgate.dev/owner"]
+    out["hidden-long-owner-in-pod-template"] = to_input(templated)
+    labelled = json.loads(json.dumps(plain))
+    del labelled["metadata"]["annotations"]["modelgate.dev/model-version"]
+    labelled["metadata"].setdefault("labels", {})["modelgate.dev/model-version"] = "v" * 5_000
+    out["hidden-long-version-label"] = to_input(labelled)
+    warn = with_annotations(plain, model_card="https://" + "a" * 27_000)
+    out["hidden-long-model-card-warn"] = to_input(warn, enforcement="warn")
+    nginx = json.loads(json.dumps(sample("04-nginx-deployment.yaml")))
+    nginx["metadata"].setdefault("annotations", {})["modelgate.dev/owner"] = "o" * 9_000
+    out["hidden-long-owner-on-a-non-model"] = to_input(nginx)
+    return out

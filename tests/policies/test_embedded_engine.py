@@ -196,7 +196,9 @@ def test_concurrent_evaluations_match_serial_ones(embedded: EmbeddedEngine) -> N
         try:
             for n in range(3):
                 for k, policy_input in enumerate(inputs):
-                    results[(worker, n * len(inputs) + k)] = embedded.evaluate(policy_input)
+                    results[(worker, n * len(inputs) + k)] = embedded.evaluate(
+                        policy_input, deadline=time.monotonic() + 120
+                    )
         except Exception as e:  # collected and asserted below
             failures.append(repr(e))
 
@@ -210,25 +212,22 @@ def test_concurrent_evaluations_match_serial_ones(embedded: EmbeddedEngine) -> N
         assert result == expected[index % len(inputs)]
 
 
-def test_evaluation_does_not_recompile(policy_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import policies.engines.embedded as embedded_module
-
+def test_evaluation_does_not_recompile(policy_copy: Path) -> None:
+    """Each evaluator process compiles its bundle once: evaluations start no process, a new
+    bundle gets new evaluators."""
     engine = EmbeddedEngine(policy_copy)
-    calls: list[str] = []
-    real = embedded_module.compile_bundle
-
-    def counting(bundle: object, *args: object) -> object:
-        calls.append("compile")
-        return real(bundle, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(embedded_module, "compile_bundle", counting)
-    for policy_input in sample_inputs().values():
-        engine.evaluate(policy_input)
-    assert engine.reload_if_changed() is False
-    assert calls == []
-    require_field(policy_copy, "source")
-    assert engine.reload_if_changed() is True
-    assert calls == ["compile"]
+    try:
+        pids = engine.evaluator_pids
+        assert len(pids) == 2
+        for policy_input in sample_inputs().values():
+            engine.evaluate(policy_input)
+        assert engine.reload_if_changed() is False
+        assert engine.evaluator_pids == pids
+        require_field(policy_copy, "source")
+        assert engine.reload_if_changed() is True
+        assert engine.evaluator_pids.isdisjoint(pids)
+    finally:
+        engine.close()
 
 
 def test_json_annotations_with_unicode_escapes_are_parsed(embedded: EmbeddedEngine) -> None:
@@ -288,7 +287,7 @@ def test_bundle_without_the_admission_package_is_rejected(policy_copy: Path) -> 
     engine = EmbeddedEngine(policy_copy)
     admission = policy_copy / "modelgate" / "admission" / "admission.rego"
     admission.write_text(admission.read_text().replace("package modelgate.admission", "package x"))
-    with pytest.raises(BundleError, match="gives no usable answer"):
+    with pytest.raises(BundleError, match="does not answer its digest"):
         engine.reload_if_changed()
     assert engine.ready()
     assert engine.evaluate(to_input(sample("01-compliant-deployment.yaml"))).allowed

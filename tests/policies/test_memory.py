@@ -1,8 +1,9 @@
 """The embedded engine must not leak per evaluation in a process that also uses the inventory.
 
 rego-cpp leaks ~200 KB per evaluation when greenlet (imported by SQLAlchemy) is loaded before
-it; ``modelgate/__init__.py`` preloads regopy (policies/_preload.py). This runs the real order
-of a webhook or auditor process in a fresh interpreter and bounds the growth.
+it; ``modelgate/__init__.py`` preloads regopy (policies/_preload.py), and the evaluator
+processes import no SQLAlchemy at all. This runs the real order of a webhook or auditor process
+in a fresh interpreter and bounds the growth of the process and of its evaluators.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from modelgate.engine import engine_for
 engine = engine_for(Settings())
 
 def rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    evaluators = 0.0
+    for pid in engine.evaluator_pids:
+        with open(f"/proc/{pid}/status") as f:
+            evaluators += next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+    return own + evaluators
 
 def obj(i):
     return {"apiVersion": "apps/v1", "kind": "Deployment",

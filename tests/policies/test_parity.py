@@ -14,6 +14,7 @@ from policies.engines.opa import OpaEngine
 from tests.policies.samples import (
     POLICY_DIR,
     copy_policies,
+    hidden_field_cases,
     sample,
     sample_inputs,
     to_input,
@@ -21,7 +22,7 @@ from tests.policies.samples import (
     with_annotations,
 )
 
-CASES: dict[str, PolicyInput] = {**sample_inputs(), **variations()}
+CASES: dict[str, PolicyInput] = {**sample_inputs(), **variations(), **hidden_field_cases()}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,23 @@ def test_cases_cover_allowed_denied_warned_and_non_models(embedded: EmbeddedEngi
     assert any(r.allowed and r.warn for r in results)
     assert any(not r.is_model for r in results)
     assert {r.enforcement for r in results} == {"enforce", "warn", "off"}
+
+
+@pytest.mark.parametrize("case", sorted(hidden_field_cases()))
+def test_hidden_field_is_denied_naming_it_not_evaluated(
+    embedded: EmbeddedEngine, case: str
+) -> None:
+    result = embedded.evaluate(CASES[case])
+    if case == "hidden-long-owner-on-a-non-model":
+        assert result.allowed and not result.is_model and not result.warn
+    elif case == "certifications-at-the-entry-limit":
+        assert result.allowed
+    elif case.endswith("-warn"):
+        assert result.allowed and any("over the limit" in w for w in result.warn)
+    else:
+        assert not result.allowed
+        assert all("limit" in d for d in result.deny), result.deny
+        assert not any("missing required annotation" in d for d in result.deny), result.deny
 
 
 def test_both_engines_serve_the_same_bundle(

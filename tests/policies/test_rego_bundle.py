@@ -77,17 +77,20 @@ def test_data_file_lands_at_data_modelgate_config_for_opa() -> None:
     assert proc.stdout.strip() == "limited"
 
 
-def test_opa_run_serves_the_directory_with_the_same_decisions() -> None:
-    """`opa run -s policies/` (the sidecar loading the directory itself) decides the samples
-    as the embedded engine does: same data path, same modules."""
+def test_opa_run_serves_the_directory_with_the_same_decisions(tmp_path: Path) -> None:
+    """`opa run -s policies/` (the sidecar loading the directory itself, plus the digest
+    marker the engines push) decides the samples as the embedded engine does: same data path,
+    same modules."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    engine = EmbeddedEngine(POLICY_DIR)
+    marker = tmp_path / "marker.json"
+    marker.write_text(json.dumps({"modelgate": {"bundle": {"digest": engine.bundle_digest}}}))
     proc = subprocess.Popen(
-        [tool("opa"), "run", "-s", "--addr", f"127.0.0.1:{port}", str(POLICY_DIR)],
+        [tool("opa"), "run", "-s", "--addr", f"127.0.0.1:{port}", str(POLICY_DIR), str(marker)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    engine = EmbeddedEngine(POLICY_DIR)
     try:
         wait_for_health(url, proc)
         for name, policy_input in sample_inputs().items():

@@ -69,7 +69,9 @@ class FakeEngine:
 
         threading.Thread(target=run, daemon=True).start()
 
-    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+    def evaluate(
+        self, policy_input: Mapping[str, Any], *, deadline: float | None = None
+    ) -> PolicyResult:
         self.calls.append(policy_input)
         workload = policy_input["workload"]
         enforcement = policy_input.get("enforcement") or "enforce"
@@ -113,7 +115,9 @@ class FakeEngine:
 
 
 class FailingEngine(FakeEngine):
-    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+    def evaluate(
+        self, policy_input: Mapping[str, Any], *, deadline: float | None = None
+    ) -> PolicyResult:
         raise EvaluationError("rego evaluation exploded")
 
 
@@ -122,9 +126,11 @@ class SlowEngine(FakeEngine):
         super().__init__()
         self.delay = delay
 
-    def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyResult:
+    def evaluate(
+        self, policy_input: Mapping[str, Any], *, deadline: float | None = None
+    ) -> PolicyResult:
         time.sleep(self.delay)
-        return super().evaluate(policy_input)
+        return super().evaluate(policy_input, deadline=deadline)
 
 
 class FakeRecorder:

@@ -585,12 +585,12 @@ def test_importing_the_app_builds_no_engine_and_no_database() -> None:
 
 
 class CrashingEngine(FakeEngine):
-    def evaluate(self, policy_input: Any) -> Any:
+    def evaluate(self, policy_input: Any, *, deadline: float | None = None) -> Any:
         raise KeyError("workload")
 
 
 class GarbageEngine(FakeEngine):
-    def evaluate(self, policy_input: Any) -> Any:
+    def evaluate(self, policy_input: Any, *, deadline: float | None = None) -> Any:
         return None  # not a PolicyResult: a bug of ours must not become a 500
 
 
@@ -651,3 +651,108 @@ def test_update_is_evaluated_and_json_charset_is_accepted(
     assert resp.status_code == 200
     assert resp.get_json()["response"]["allowed"] is False
     assert engine.calls[-1]["request"]["operation"] == "UPDATE"
+
+
+# -- backpressure, caller verification, readiness during a database outage ------------------
+
+
+def _post_environ(app: Flask, body: Any, **environ: Any) -> Any:
+    resp = app.test_client().post(
+        "/validate", data=json.dumps(body), content_type=JSON, environ_overrides=environ
+    )
+    return resp
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_review_that_waited_past_the_queue_budget_is_answered_at_once_as_overloaded(
+    mode: str, engine: FakeEngine, recorder: FakeRecorder
+) -> None:
+    import time
+
+    app = make_app(engine, recorder, failure_mode=mode, queue_seconds=0.5)
+    late = time.monotonic() - 1.0  # arrived a second ago, still queued behind others
+    resp = _post_environ(
+        app, review(deployment(annotations=COMPLETE)), **{"modelgate.arrival": late}
+    )
+    out = resp.get_json()["response"]
+    assert out["allowed"] is (mode == "open")
+    text = out["warnings"][0] if mode == "open" else out["status"]["message"]
+    assert "overloaded" in text
+    assert engine.calls == []  # not evaluated
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'modelgate_admission_overload_total{reason="queued"} 1.0' in metrics
+
+
+def test_whether_the_caller_was_verified_goes_into_the_decision_log(
+    recorder: FakeRecorder,
+) -> None:
+    app = make_app(recorder=recorder)
+    _post_environ(
+        app, review(deployment(annotations=COMPLETE)), **{"modelgate.caller_verified": True}
+    )
+    _post_environ(app, review(deployment(annotations=COMPLETE)))
+    assert [e.caller_verified for e in recorder.events] == [True, None]
+
+
+def test_reviews_on_the_probe_listener_are_refused(recorder: FakeRecorder) -> None:
+    app = make_app(recorder=recorder)
+    resp = _post_environ(
+        app, review(deployment(annotations=COMPLETE)), **{"modelgate.probe_listener": True}
+    )
+    assert resp.status_code == 403
+    assert "mutual-TLS" in resp.get_json()["error"]
+    assert recorder.events == []
+
+
+class SpoolingRecorder(FakeRecorder):
+    def __init__(self, spool_bytes: int) -> None:
+        super().__init__()
+        self.spool_bytes = spool_bytes
+
+    def stats(self) -> dict[str, Any]:
+        return {"spool_bytes": self.spool_bytes, "spool_oldest_seconds": 12.5}
+
+
+def test_ready_without_database_stays_ready_while_the_spool_has_room(tmp_path: Any) -> None:
+    recorder = SpoolingRecorder(spool_bytes=1000)
+    recorder.is_healthy = False
+    app = make_app(
+        recorder=recorder,
+        spool_dir=tmp_path,
+        ready_without_database=True,
+        spool_max_bytes=2000,
+    )
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "modelgate_recorder_spool_bytes 1000.0" in metrics
+    assert "modelgate_recorder_spool_oldest_seconds 12.5" in metrics
+    recorder.spool_bytes = 5000  # full: not ready any more
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.get_json()["reasons"] == ["the inventory database does not answer"]
+    strict = make_app(recorder=recorder, spool_dir=tmp_path)  # the option is off by default
+    recorder.spool_bytes = 0
+    assert strict.test_client().get("/readyz").status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("error", "label"),
+    [
+        ("StaleBundle", "stale_bundle"),
+        ("EvaluatorCrashed", "evaluator_crash"),
+        ("EvaluationTimeout", "timeout"),
+    ],
+)
+def test_engine_failures_are_counted_by_kind(error: str, label: str) -> None:
+    import policies.engines.base as base
+
+    class Failing(FakeEngine):
+        def evaluate(self, policy_input: Any, *, deadline: float | None = None) -> Any:
+            raise getattr(base, error)("boom")
+
+    app = make_app(Failing(), failure_mode="closed")
+    out = post(app.test_client(), review(deployment(annotations=COMPLETE)))
+    assert out["response"]["allowed"] is False
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert f'modelgate_policy_engine_errors_total{{error="{label}"}} 1.0' in metrics

@@ -156,10 +156,10 @@ Ed25519 key, so upgrades keep the key every earlier checkpoint was signed with. 
 {{- if lt (int .Values.replicaCount) 1 -}}
 {{- fail "replicaCount must be at least 1 (2 or more recommended)" -}}
 {{- end -}}
-{{- if and .Values.podDisruptionBudget.enabled (lt (int .Values.replicaCount) 2) -}}
+{{- if and .Values.podDisruptionBudget.enabled (not .Values.autoscaling.enabled) (lt (int .Values.replicaCount) 2) -}}
 {{- fail "podDisruptionBudget.enabled needs replicaCount >= 2: with a single replica the budget would block every node drain (set replicaCount: 2 or more, or podDisruptionBudget.enabled=false)" -}}
 {{- end -}}
-{{- if and .Values.podDisruptionBudget.enabled (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
+{{- if and .Values.podDisruptionBudget.enabled (not .Values.autoscaling.enabled) (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%v) must be lower than replicaCount (%v), or no pod can ever be evicted" .Values.podDisruptionBudget.minAvailable .Values.replicaCount) -}}
 {{- end -}}
 {{- if not (has .Values.podAntiAffinity (list "soft" "hard" "none")) -}}
@@ -185,6 +185,29 @@ Ed25519 key, so upgrades keep the key every earlier checkpoint was signed with. 
 {{- end -}}
 {{- if not .Values.clusterName -}}
 {{- fail "clusterName must not be empty (it names this cluster in the inventory)" -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.apiServerCIDRs) (not .Values.networkPolicy.ingressFrom) -}}
+{{- fail "networkPolicy.enabled needs networkPolicy.apiServerCIDRs or networkPolicy.ingressFrom: an ingress rule without sources would admit any caller" -}}
+{{- end -}}
+{{- if and .Values.webhook.clientAuth.enabled (not .Values.webhook.clientAuth.caSecret) -}}
+{{- fail "webhook.clientAuth.enabled needs webhook.clientAuth.caSecret (a Secret with the PEM CA of the API server's client certificate under ca.crt)" -}}
+{{- end -}}
+{{- if and .Values.webhook.clientAuth.enabled (eq (int .Values.webhook.clientAuth.probePort) (int .Values.containerPort)) -}}
+{{- fail "webhook.clientAuth.probePort must differ from containerPort" -}}
+{{- end -}}
+{{- if ge (float64 .Values.config.policyTimeoutSeconds) (float64 .Values.webhook.timeoutSeconds) -}}
+{{- fail (printf "config.policyTimeoutSeconds (%v) must be below webhook.timeoutSeconds (%v), or the API server gives up before the webhook answers" .Values.config.policyTimeoutSeconds .Values.webhook.timeoutSeconds) -}}
+{{- end -}}
+{{- if gt (float64 .Values.server.queueSeconds) (float64 .Values.config.policyTimeoutSeconds) -}}
+{{- fail "server.queueSeconds must not exceed config.policyTimeoutSeconds" -}}
+{{- end -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) -}}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (le (int .Values.autoscaling.minReplicas) (int .Values.podDisruptionBudget.minAvailable)) -}}
+{{- fail "autoscaling.minReplicas must be above podDisruptionBudget.minAvailable, or no pod can ever be evicted" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -9,6 +9,7 @@ package modelgate.admission
 
 import data.modelgate.compliance
 import data.modelgate.detection
+import data.modelgate.limits
 import data.modelgate.metadata
 import data.modelgate.risk
 
@@ -17,6 +18,11 @@ is_model := detection.is_model
 enforcement := data.modelgate.enforcement.mode
 
 # Everything wrong with a model workload, whatever the enforcement mode (the auditor reports it).
+violations contains msg if {
+	is_model
+	some msg in limits.violations
+}
+
 violations contains msg if {
 	is_model
 	some msg in metadata.violations
@@ -65,3 +71,9 @@ warn contains msg if {
 
 # Whether the decision admits the workload.
 allowed if count(deny) == 0
+
+# The digest of the bundle this answer comes from: the engine pushes it with the policy data
+# (data.modelgate.bundle.digest, last of all) and trusts an answer only when it matches the
+# bundle it loaded, so an engine that serves an incomplete or older bundle (OPA restarted
+# empty, a push in progress) is "could not evaluate", never an unchecked allow.
+bundle_digest := data.modelgate.bundle.digest

@@ -104,3 +104,11 @@ test_warn_namespace_keeps_advisories if {
 	admission.deny == set() with input as inp
 	count(admission.warn) == 1 with input as inp
 }
+
+test_answer_carries_the_pushed_bundle_digest if {
+	admission.bundle_digest == "abc123" with input as testing.model(testing.compliant) with data.modelgate.bundle.digest as "abc123"
+}
+
+test_without_a_pushed_digest_answer_has_none if {
+	not admission.bundle_digest with input as testing.model(testing.compliant)
+}

@@ -31,7 +31,7 @@ violations contains msg if {
 
 violations contains msg if {
 	lib.status == "exempt"
-	not lib.has("exempt-reason")
+	not lib.present("exempt-reason")
 	msg := concat("", [
 		"annotation ", status_key, " is \"exempt\" but ", lib.q(lib.key("exempt-reason")),
 		" is missing: ", lib.hint("exempt-reason"),

@@ -50,7 +50,7 @@ test_known_model_server_images_are_models if {
 
 test_model_server_image_match_ignores_case if {
 	inp := testing.unlabelled("Deployment", ["NVCR.IO/NVIDIA/TritonServer:24.08-py3"])
-	detection.server_images == {"NVCR.IO/NVIDIA/TritonServer:24.08-py3"} with input as inp
+	detection.server_images == ["NVCR.IO/NVIDIA/TritonServer:24.08-py3"] with input as inp
 }
 
 test_operator_and_controller_images_are_not_models if {
@@ -68,4 +68,10 @@ test_label_false_without_other_signal_is_not_model if {
 	inp := testing.unlabelled("Job", ["python:3.12"])
 	not detection.is_model with input as inp
 	detection.reasons == set() with input as inp
+}
+
+test_image_matching_any_one_pattern_of_several_is_a_model if {
+	inp := testing.unlabelled("Deployment", ["registry.example.com/team/predictor:2"])
+	detection.is_model with input as inp with data.modelgate.config.model_server_images as ["^never$", "(^|/)predictor(:|@|$)", "^(a|b)$"]
+	not detection.is_model with input as testing.unlabelled("Deployment", ["nginx:1.27"]) with data.modelgate.config.model_server_images as ["^never$", "(^|/)predictor(:|@|$)"]
 }

@@ -17,10 +17,32 @@ key(field) := concat("", [config.annotation_prefix, field])
 # evaluation on a string holding a backslash that is not a JSON escape, e.g. "C:\models".)
 trimmed(s) := regex.replace(s, `^\s+|\s+$`, "")
 
-# has(field) is true when the field is set to something other than blanks.
-has(field) if trimmed(md[field]) != ""
+# The metadata fields the rules read, each trimmed once (a fixed set: its cost does not grow
+# with the number of modelgate.dev/* keys a workload carries).
+fields := {f | some f in config.required_fields} | {
+	"model-name", "model-version", "owner", "training-date", "training-data",
+	"compliance-status", "risk-tier", "certifications", "model-card", "metrics",
+	"training-run", "source", "exempt-reason",
+}
 
-value(field) := trimmed(md[field])
+values := {f: trimmed(md[f]) | some f in fields; is_string(md[f])}
+
+# has(field) is true when the field is set to something other than blanks.
+has(field) if values[field] != ""
+
+# present(field): set, or kept out of evaluation by a size limit (then "missing" would be
+# wrong: data.modelgate.limits reports it).
+present(field) if has(field)
+
+present(field) if over_limit(field)
+
+over_limit(field) if field in limits_exceeded
+
+over_limit(_) if "" in limits_exceeded
+
+limits_exceeded := {entry.field | some entry in object.get(input, "limits_exceeded", [])}
+
+value(field) := values[field]
 
 # raw(field): the value as written, for JSON parsing (trim_space would change escaped strings
 # in rego-cpp; JSON parsing ignores surrounding blanks anyway)
@@ -57,19 +79,17 @@ datetime_pattern := `^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[Tt ]([01][0-9]|2[0-3]):([0
 
 datetime_parts(s) := regex.find_all_string_submatch_n(datetime_pattern, s, 1)[0]
 
-# date_part(s): the YYYY-MM-DD of an ISO 8601 date or date-time (undefined when malformed).
-date_part(s) := d if {
-	d := datetime_parts(s)[1]
-	valid_date(d)
-}
+# date_of(parts): the YYYY-MM-DD of the ISO 8601 date or date-time that datetime_parts matched
+# (undefined when it is not a real date). The *_of functions take the parts, so a caller
+# matches the long pattern once: rego-cpp compiles a pattern at every call.
+date_of(parts) := parts[1] if valid_date(parts[1])
 
-# utc_date_shift(s): days from the written date to the UTC date of a date-time with a UTC
+# utc_shift_of(parts): days from the written date to the UTC date of a date-time with a UTC
 # offset (-1, 0 or 1): "2026-11-27T08:00+09:00" is 2026-11-26 in UTC. 0 for dates, UTC and
 # offset-less date-times.
-utc_date_shift(s) := 0 if datetime_parts(s)[2] == ""
+utc_shift_of(parts) := 0 if parts[2] == ""
 
-utc_date_shift(s) := shift if {
-	parts := datetime_parts(s)
+utc_shift_of(parts) := shift if {
 	parts[2] != ""
 	utc_minutes := ((to_number(parts[2]) * 60) + to_number(parts[3])) - offset_minutes(parts[4])
 	shift := day_shift(utc_minutes)
@@ -101,8 +121,9 @@ digits_number(s) := 0 if s == ""
 
 digits_number(s) := to_number(s) if s != ""
 
-# days_after_today(s): whole days from input.today to the (UTC) date of s; > 0 is the future.
-days_after_today(s) := days_between(input.today, date_part(s)) + utc_date_shift(s)
+# days_after_today_of(parts): whole days from input.today to the (UTC) date of the matched
+# date(-time); > 0 is the future.
+days_after_today_of(parts) := days_between(input.today, date_of(parts)) + utc_shift_of(parts)
 
 # days_between(a, b): whole days from date a to date b (both YYYY-MM-DD).
 days_between(a, b) := (time.parse_ns(date_layout, b) - time.parse_ns(date_layout, a)) / 86400000000000
@@ -130,11 +151,18 @@ parse_json_numbers(raw) := parse_json(regex.replace(replace(raw, "E", "e"), `(^|
 }
 
 # The certifications annotation, parsed; undefined when absent or not a JSON list.
-certifications := certs if {
+parsed_certifications := certs if {
 	has("certifications")
 	certs := parse_json(raw("certifications"))
 	is_array(certs)
 }
+
+# The most certification entries judged one by one (data.modelgate.config.limits): a longer
+# list is a violation of its own, so the per-entry rules stay bounded (linear) in cost.
+max_certifications := object.get(config, ["limits", "max_certifications"], 100)
+
+# The certifications the rules judge: the parsed list, undefined when it is over the limit.
+certifications := parsed_certifications if count(parsed_certifications) <= max_certifications
 
 # A well-formed certification entry: {"name": non-empty string, "expires": "YYYY-MM-DD"}.
 valid_certification(c) if {

@@ -14,7 +14,7 @@ import data.modelgate.lib
 
 violations contains msg if {
 	some field in config.required_fields
-	not lib.has(field)
+	not lib.present(field)
 	msg := concat("", ["missing required annotation ", lib.q(lib.key(field)), ": ", lib.hint(field)])
 }
 
@@ -56,9 +56,14 @@ violations contains msg if {
 
 # --- training-date ----------------------------------------------------------------------
 
+# the training date matched against the date-time pattern once
+training_date_parts := lib.datetime_parts(lib.value("training-date"))
+
+training_date_valid if lib.date_of(training_date_parts)
+
 violations contains msg if {
 	lib.has("training-date")
-	not lib.date_part(lib.value("training-date"))
+	not training_date_valid
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("training-date")), " value ", lib.shown(lib.value("training-date")),
 		": use an ISO 8601 date or date-time, e.g. \"2025-03-14\" or \"2025-03-14T09:30:00Z\"",
@@ -67,7 +72,7 @@ violations contains msg if {
 
 violations contains msg if {
 	lib.has("training-date")
-	lib.days_after_today(lib.value("training-date")) > 0
+	lib.days_after_today_of(training_date_parts) > 0
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("training-date")), " value ", lib.shown(lib.value("training-date")),
 		": the training date is in the future (today is ", input.today, "); set the date the model was actually trained",
@@ -98,15 +103,16 @@ violations contains msg if {
 
 violations contains msg if {
 	lib.has("training-data")
-	some uri in split(lib.value("training-data"), ",")
-	not valid_dataset_uri(lib.trimmed(uri))
+	not valid_dataset_uris(lib.value("training-data"))
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("training-data")), " value ", lib.shown(lib.value("training-data")),
 		": list dataset URIs separated by commas, with no blanks inside a URI and no empty entries, e.g. \"s3://bucket/train.parquet,hf://datasets/org/name\"",
 	])
 }
 
-valid_dataset_uri(uri) if regex.match(`^[^\s,]+$`, uri)
+# Comma-separated URIs, blanks allowed only around the commas: one match for the whole list
+# (the same as splitting at the commas and checking each trimmed entry).
+valid_dataset_uris(value) if regex.match(`^\s*[^\s,]+\s*(?:,\s*[^\s,]+\s*)*$`, value)
 
 # --- compliance-status and risk-tier ----------------------------------------------------
 
@@ -151,7 +157,7 @@ valid_metrics(raw) if {
 
 violations contains msg if {
 	lib.has("certifications")
-	not lib.certifications
+	not lib.parsed_certifications
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("certifications")), ": it is not a JSON list; ",
 		lib.hint("certifications"),

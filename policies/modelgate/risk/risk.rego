@@ -13,26 +13,28 @@ import data.modelgate.lib
 certified_tier if lib.risk_tier in config.certified_tiers
 
 # Well-formed certifications that are still valid today (valid through their expiry date).
-current contains cert if {
+# Arrays, not sets: a set of objects costs rego-cpp time quadratic in its size, and the
+# entries are bounded by data.modelgate.config.limits.max_certifications anyway.
+current := [cert |
 	some cert in lib.certifications
 	lib.valid_certification(cert)
 	cert.expires >= input.today
-}
+]
 
-expired contains cert if {
+expired := [cert |
 	some cert in lib.certifications
 	lib.valid_certification(cert)
 	cert.expires < input.today
-}
+]
 
-expiring contains cert if {
+expiring := [cert |
 	some cert in current
 	lib.days_between(input.today, cert.expires) <= config.certification_warning_days
-}
+]
 
 violations contains msg if {
 	certified_tier
-	not lib.has("model-card")
+	not lib.present("model-card")
 	msg := concat("", [
 		"missing annotation ", lib.q(lib.key("model-card")), " required for risk tier ",
 		lib.q(lib.risk_tier), ": ", lib.hint("model-card"),
@@ -41,7 +43,7 @@ violations contains msg if {
 
 violations contains msg if {
 	certified_tier
-	not lib.has("certifications")
+	not lib.present("certifications")
 	msg := concat("", [
 		"missing annotation ", lib.q(lib.key("certifications")), " required for risk tier ",
 		lib.q(lib.risk_tier), ": ", lib.hint("certifications"),
