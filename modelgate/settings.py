@@ -16,6 +16,7 @@ import yaml
 
 EngineName = Literal["embedded", "opa"]
 FailureMode = Literal["closed", "open"]
+ApprovalSource = Literal["inventory", "annotation"]
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
@@ -43,6 +44,39 @@ class Settings:
     log_level: str = "INFO"
     spool_dir: Path | None = None
     auto_migrate: bool = True
+    # --- identity, roles and sign-off (modelgate.identity, modelgate.approvals) ---------------
+    #: static bearer tokens: CSV lines ``token,user,"group1,group2"`` (re-read on change)
+    token_file: Path | None = None
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_username_claim: str = "email"
+    oidc_groups_claim: str = "groups"
+    #: Kubernetes TokenReview (``kube_auth``) and SubjectAccessReview (``kube_authz``)
+    kube_auth: bool = False
+    kube_authz: bool = False
+    #: kubeconfig for the identity calls (in-cluster, then the default kubeconfig, when unset)
+    kube_config: Path | None = None
+    #: ``role=group|group,role=group`` (roles viewer < owner < approver < admin)
+    role_groups: str = ""
+    #: where admission reads sign-off: ``inventory`` (recorded approvals) or ``annotation``
+    approval_source: ApprovalSource = "inventory"
+    #: how often the webhook reloads its approval snapshot (staleness stays under 5 s by
+    #: default; on PostgreSQL a notification reloads it at once)
+    approval_refresh_seconds: float = 2.0
+    #: dashboard browser sign-in (OIDC authorization code + PKCE at ``oidc_issuer``)
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    #: the callback URL registered with the IdP (default: ``/auth/callback`` on the host asked)
+    oidc_redirect_url: str = ""
+    #: signs the dashboard's session cookie (required for browser sign-in)
+    session_secret: str = field(default="", repr=False)
+    #: session cookie only over HTTPS (turn off only for plain-HTTP local use)
+    session_cookie_secure: bool = True
+    #: identity from an authenticating proxy's headers, only from ``trusted_proxies`` (CIDRs)
+    trusted_proxy_headers: bool = False
+    trusted_proxies: str = ""
+    #: let unauthenticated callers read (viewer role) the dashboard and the API
+    allow_anonymous: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -78,6 +112,16 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in loaded.items()}
 
 
+_BOOLEANS = (
+    "auto_migrate",
+    "kube_auth",
+    "kube_authz",
+    "session_cookie_secure",
+    "trusted_proxy_headers",
+    "allow_anonymous",
+)
+
+
 def _bool(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -92,11 +136,11 @@ def _bool(raw: Any) -> bool:
 def _convert(name: str, raw: Any) -> Any:
     converted: float = 0.0
     try:
-        if name in ("policy_dir", "spool_dir"):
+        if name in ("policy_dir", "spool_dir", "token_file", "kube_config"):
             return Path(str(raw)) if raw is not None else None
-        if name == "auto_migrate":
+        if name in _BOOLEANS:
             return _bool(raw)
-        if name in ("policy_timeout_seconds", "policy_reload_seconds"):
+        if name in ("policy_timeout_seconds", "policy_reload_seconds", "approval_refresh_seconds"):
             converted = float(raw)
             if converted != converted:  # NaN
                 raise ValueError("not a number")
@@ -106,6 +150,12 @@ def _convert(name: str, raw: Any) -> Any:
         raise SettingsError(f"setting {name} has an invalid value {raw!r}") from e
     if name == "policy_engine" and raw not in ("embedded", "opa"):
         raise SettingsError(f"MODELGATE_POLICY_ENGINE must be 'embedded' or 'opa', not {raw!r}")
+    if name == "approval_source" and raw not in ("inventory", "annotation"):
+        raise SettingsError(
+            f"MODELGATE_APPROVAL_SOURCE must be 'inventory' or 'annotation', not {raw!r}"
+        )
+    if name == "approval_refresh_seconds" and converted <= 0:
+        raise SettingsError(f"MODELGATE_APPROVAL_REFRESH_SECONDS must be positive, not {raw!r}")
     if name == "failure_mode" and raw not in ("closed", "open"):
         raise SettingsError(f"MODELGATE_FAILURE_MODE must be 'closed' or 'open', not {raw!r}")
     if name == "log_level":
@@ -119,6 +169,11 @@ def _convert(name: str, raw: Any) -> Any:
         raise SettingsError(f"MODELGATE_{name.upper()} must be positive, not {raw!r}")
     if name == "policy_reload_seconds" and converted < 0:
         raise SettingsError(f"MODELGATE_POLICY_RELOAD_SECONDS must be 0 or more, not {raw!r}")
-    if name in ("policy_timeout_seconds", "policy_reload_seconds", "max_request_bytes"):
+    if name in (
+        "policy_timeout_seconds",
+        "policy_reload_seconds",
+        "max_request_bytes",
+        "approval_refresh_seconds",
+    ):
         return converted
     return raw if not isinstance(raw, str) else raw.strip()
