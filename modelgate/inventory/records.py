@@ -320,7 +320,10 @@ def version_record(v: ModelVersion, model: str) -> VersionRecord:
 
 
 def newest_first(versions: Iterable[ModelVersion]) -> list[ModelVersion]:
-    return sorted(versions, key=lambda v: (v.last_admitted, v.id), reverse=True)
+    """Most recently admitted first; versions only registered (never deployed) after them."""
+    return sorted(
+        versions, key=lambda v: (bool(v.deployments), v.last_admitted, v.id), reverse=True
+    )
 
 
 def model_record(m: Model) -> ModelRecord:

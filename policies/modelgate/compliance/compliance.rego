@@ -14,7 +14,7 @@ import data.modelgate.lib
 status_key := lib.q(lib.key("compliance-status"))
 
 violations contains msg if {
-	not from_registry
+	not inventory_mode
 	lib.status == "rejected"
 	msg := concat("", [
 		"annotation ", status_key, " is \"rejected\": a rejected model may not be deployed; ",
@@ -23,7 +23,7 @@ violations contains msg if {
 }
 
 violations contains msg if {
-	not from_registry
+	not inventory_mode
 	lib.status == "pending-review"
 	msg := concat("", [
 		"annotation ", status_key, " is \"pending-review\": the model is not approved yet ",
@@ -34,7 +34,7 @@ violations contains msg if {
 }
 
 violations contains msg if {
-	not from_registry
+	not inventory_mode
 	lib.status == "exempt"
 	not lib.has("exempt-reason")
 	msg := concat("", [
@@ -44,7 +44,7 @@ violations contains msg if {
 }
 
 warnings contains msg if {
-	not from_registry
+	not inventory_mode
 	lib.status == "exempt"
 	lib.has("exempt-reason")
 	msg := concat("", [

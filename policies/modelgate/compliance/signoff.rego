@@ -12,9 +12,12 @@ package modelgate.compliance
 import data.modelgate.config
 import data.modelgate.lib
 
+# The recorded sign-off is the source (the annotation rules of compliance.rego are off).
+inventory_mode if is_object(input.registry)
+
 # Admission decides from the recorded sign-off (a model with a name and a version).
 from_registry if {
-	is_object(input.registry)
+	inventory_mode
 	lib.has("model-name")
 	lib.has("model-version")
 }
@@ -63,17 +66,16 @@ signed_off if exempted
 
 version_named := concat("", ["model ", lib.shown(lib.value("model-name")), " version ", lib.shown(lib.value("model-version"))])
 
-approve_command := concat(" ", ["modelgate approve", lib.value("model-name"), lib.value("model-version")]) if {
+# the command is shown only for names a shell takes as they are
+showable_command if {
 	lib.echoable(lib.value("model-name"))
 	lib.echoable(lib.value("model-version"))
 	not regex.match(`\s`, lib.value("model-version"))
 }
 
-approve_command := "modelgate approve NAME VERSION" if not lib.echoable(lib.value("model-name"))
+approve_command := concat(" ", ["modelgate approve", lib.value("model-name"), lib.value("model-version")]) if showable_command
 
-approve_command := "modelgate approve NAME VERSION" if not lib.echoable(lib.value("model-version"))
-
-approve_command := "modelgate approve NAME VERSION" if regex.match(`\s`, lib.value("model-version"))
+approve_command := "modelgate approve NAME VERSION" if not showable_command
 
 # approval_hint("an") / approval_hint("another"): how to get the version approved
 approval_hint(who) := concat("", [
