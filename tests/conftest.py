@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.opa",
     "tests.fixtures.cluster",
     "tests.fixtures.inventory",
+    "tests.fixtures.dex",
 ]

@@ -75,7 +75,8 @@ class AuthenticatorChain:
                 return identity
         if unavailable is not None:
             raise unavailable
-        raise Unauthenticated("; ".join(reasons) or "the token is not valid")
+        names = ", ".join(a.name for a in self.authenticators)
+        raise Unauthenticated("; ".join(reasons) or f"the token is not valid ({names})")
 
 
 def bearer_token(authorization: str | None) -> str:
