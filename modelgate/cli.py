@@ -20,6 +20,11 @@ _COMMANDS: dict[str, str] = {
     "audit": "auditor.cli:audit_command",
     "report": "auditor.cli:report_command",
     "dashboard": "dashboard.serve:dashboard_command",
+    "approve": "modelgate.approvals_cli:approve_command",
+    "reject": "modelgate.approvals_cli:reject_command",
+    "revoke": "modelgate.approvals_cli:revoke_command",
+    "exempt": "modelgate.approvals_cli:exempt_command",
+    "approvals": "modelgate.approvals_cli:approvals_group",
 }
 
 
