@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -164,6 +165,8 @@ def apply_events(session: Session, items: Sequence[SubmittedEvent]) -> None:
 
 #: the compliance status of a version registered before any admission
 PENDING_REVIEW = "pending-review"
+#: model names a denial may register (the policy's DNS-style rule; others are only logged)
+_MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$")
 
 
 def _registers_pending(ev: AdmissionEvent, md: ParsedMetadata | None) -> bool:
@@ -175,6 +178,7 @@ def _registers_pending(ev: AdmissionEvent, md: ParsedMetadata | None) -> bool:
         and ev.enforcement in ("enforce", "warn")
         and md is not None
         and bool(md.model_name)
+        and _MODEL_NAME.match(md.model_name or "") is not None
         and bool(md.version)
     )
 
