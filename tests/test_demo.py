@@ -25,8 +25,9 @@ def test_demo_prints_decisions_and_the_inventory() -> None:
     # recorded sign-off: the annotation "approved" is not trusted, so the model is denied...
     first, loop = out.split("6. waiting for review", 1)
     assert "✘ DENIED  Deployment ml-prod/fraud-detector" in first
-    assert 'fraud-detector version "1.4.2" has no recorded approval' in first
-    assert "modelgate approve fraud-detector 1.4.2" in first
+    words = " ".join(first.split())  # the messages are wrapped
+    assert 'model "fraud-detector" version "1.4.2" has no recorded approval' in words
+    assert "modelgate approve fraud-detector 1.4.2" in words
     assert "✘ DENIED  Deployment ml-prod/churn-predictor" in first
     assert 'missing required annotation "modelgate.dev/model-version"' in first
     assert "✔ ALLOWED Deployment ml-prod/web-frontend" in first  # the non-model workload
