@@ -53,10 +53,17 @@ class SignOffRefused(Exception):
 # --- statuses -----------------------------------------------------------------------------
 
 
-def _blocking_time(approvals: Sequence[ApprovalRecord]) -> datetime | None:
-    """When the newest rejection (not revoked) or revocation of an approval happened."""
-    times = [a["created"] for a in approvals if a["decision"] == REJECTED and not a["revoked_at"]]
-    times += [a["revoked_at"] for a in approvals if a["decision"] == APPROVED and a["revoked_at"]]
+def _blocking_time(approvals: Sequence[ApprovalRecord]) -> tuple[datetime, int] | None:
+    """When (time, id) the newest rejection (not revoked) or revocation of an approval
+    happened (a revocation ranks after every record of its instant)."""
+    times = [
+        (a["created"], a["id"])
+        for a in approvals
+        if a["decision"] == REJECTED and not a["revoked_at"]
+    ]
+    times += [
+        (a["revoked_at"], 2**62) for a in approvals if a["decision"] == APPROVED and a["revoked_at"]
+    ]
     return max(times) if times else None
 
 
@@ -68,11 +75,13 @@ def history_status(a: ApprovalRecord, approvals: Sequence[ApprovalRecord]) -> st
         later = [
             b
             for b in approvals
-            if b["decision"] == APPROVED and b["revoked_at"] is None and b["created"] > a["created"]
+            if b["decision"] == APPROVED
+            and b["revoked_at"] is None
+            and (b["created"], b["id"]) > (a["created"], a["id"])
         ]
         return SUPERSEDED if later else "live"
     blocked = _blocking_time(approvals)
-    if blocked is not None and a["created"] <= blocked:
+    if blocked is not None and (a["created"], a["id"]) <= blocked:
         return SUPERSEDED
     return "live"
 
