@@ -65,6 +65,8 @@ class Permission(Enum):
     approve = (Role.approver, "approvals", "approve")
     exempt = (Role.approver, "exemptions", "create")
     certify = (Role.approver, "models", "approve")
+    #: everything, and configuration (RBAC: every verb on every modelgate.dev resource)
+    admin = (Role.admin, "*", "*")
 
     @property
     def role(self) -> Role:
