@@ -6,13 +6,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from modelgate.approvals import sign_off
 from modelgate.policy_input import PolicyInput
+from policies.config import PolicyConfig
 from policies.engines.base import PolicyResult
 from policies.engines.embedded import EmbeddedEngine
 from policies.engines.opa import OpaEngine
-from tests.policies.samples import POLICY_DIR, sample_inputs, variations
+from tests.policies.registry_cases import CLUSTER, registry_inputs
+from tests.policies.samples import POLICY_DIR, TODAY, sample_inputs, variations
 
-CASES: dict[str, PolicyInput] = {**sample_inputs(), **variations()}
+REGISTRY = registry_inputs()
+CASES: dict[str, PolicyInput] = {
+    **sample_inputs(),
+    **variations(),
+    **{name: policy_input for name, (policy_input, _) in REGISTRY.items()},
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +53,24 @@ def test_engines_agree(embedded: EmbeddedEngine, opa_engine: OpaEngine, case: st
     ours: PolicyResult = embedded.evaluate(policy_input)
     theirs: PolicyResult = opa_engine.evaluate(policy_input)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("case", sorted(REGISTRY))
+def test_rego_and_the_python_sign_off_rules_agree(embedded: EmbeddedEngine, case: str) -> None:
+    """The admission rule (signoff.rego) and modelgate.approvals.sign_off (API, dashboard,
+    auditor) admit the same versions."""
+    policy_input, (_, _, _, approvals, exemptions) = REGISTRY[case]
+    md = policy_input["workload"]["metadata"]
+    state = sign_off(
+        model=md["model-name"],
+        version=md["model-version"],
+        risk_tier=md.get("risk-tier", "limited"),
+        approvals=approvals,
+        exemptions=exemptions,
+        today=TODAY,
+        config=PolicyConfig.load(POLICY_DIR),
+        cluster=CLUSTER,
+        namespace=policy_input["namespace"]["name"],
+    )
+    result = embedded.evaluate(policy_input)
+    assert result.allowed == state.admitted, (result.deny, state)
