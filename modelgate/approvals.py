@@ -391,6 +391,41 @@ def registry_entry(
     )
 
 
+def assumed_signed_off(cluster: str, model: str, version: str) -> RegistryEntry:
+    """``input.registry`` that counts as signed off in any tier and scope: what the auditor
+    evaluates the rest of the policy with (it judges sign-off itself, with :func:`sign_off`,
+    and reports ``unapproved`` once rather than as a policy violation too)."""
+    entry = unregistered_entry(cluster, model, version)
+    entry["approvals"] = [
+        RegistryApproval(
+            id=0,
+            approver=f"audit:{n}",
+            time="",
+            expires=None,
+            scope=Scope(clusters=[], namespaces=[]),
+        )
+        for n in (1, 2)
+    ]
+    return entry
+
+
+def expiring_approvals(
+    state: SignOff,
+    approvals: Sequence[ApprovalRecord],
+    today: date,
+    warning_days: int,
+) -> list[ApprovalRecord]:
+    """The counted approvals of a signed-off version that expire within ``warning_days``."""
+    counted = {r["id"] for r in state.by if r["type"] == "approval"}
+    return [
+        a
+        for a in approvals
+        if a["id"] in counted
+        and a["expires"] is not None
+        and (a["expires"] - today).days <= warning_days
+    ]
+
+
 def unregistered_entry(cluster: str, model: str, version: str) -> RegistryEntry:
     """``input.registry`` for a version the inventory has no sign-off of."""
     return registry_entry(cluster=cluster, model=model, version=version, registered=False)

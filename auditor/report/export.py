@@ -8,12 +8,12 @@ import csv
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
 from modelgate.compliance import is_recorded
-from modelgate.inventory import audit, queries
+from modelgate.inventory import audit, queries, signoff
 from modelgate.inventory.db import Database
 from modelgate.inventory.records import FindingRecord, deployment_id, jsonable
 from policies.config import PolicyConfig
@@ -69,6 +69,8 @@ class ExportDocument(TypedDict):
     resolved: list[ExportFinding]
     exemptions: list[Exemption]
     decisions: dict[str, Any]  # queries.DecisionSummary as JSON
+    #: exemptions recorded through the API (ExemptionRecord as JSON, with who granted them)
+    recorded_exemptions: list[dict[str, Any]]
 
 
 def _finding(f: FindingRecord) -> ExportFinding:
@@ -121,6 +123,9 @@ def build_export(
     if scan is None:
         raise ExportError(f"no scan with id {scan_id}")
     models = report_models(db)
+    config = config or PolicyConfig()
+    today = (generated_at or datetime.now(UTC)).astimezone(UTC).date()
+    recorded_exemptions = attach_sign_off(models, db, config, today)
     findings = [_finding(f) for f in audit.scan_findings_of(db, scan_id)]
     clusters = sorted({str(s.get("cluster")) for s in scan["sources"]}) or list(
         scan["summary"].get("clusters", [])
@@ -129,13 +134,39 @@ def build_export(
         format=EXPORT_FORMAT,
         generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
         scan={**jsonable(scan), "clusters": clusters},
-        policy=export_policy(config or PolicyConfig(), scan["bundle_digest"]),
+        policy=export_policy(config, scan["bundle_digest"]),
         models=models,
         findings=findings,
         resolved=[_finding(f) for f in audit.findings_resolved_by(db, scan_id)],
         exemptions=exemptions_of(models),
         decisions=jsonable(queries.decision_summary(db, until=scan["finished_at"])),
+        recorded_exemptions=recorded_exemptions,
     )
+
+
+def attach_sign_off(
+    models: list[dict[str, Any]], db: Database, config: PolicyConfig, today: date
+) -> list[dict[str, Any]]:
+    """Give each model its recorded sign-off (``approvals``: every version's approval history
+    with who, when, evidence, expiry and status, newest first; ``sign_off``: version -> state)
+    and return every recorded exemption (with who granted it)."""
+    by_model: dict[str, list[signoff.VersionSignOff]] = {}
+    for v in signoff.sign_offs(db, today=today, config=config):
+        by_model.setdefault(v.model, []).append(v)
+    exemptions: list[dict[str, Any]] = []
+    for m in models:
+        versions = by_model.get(m["name"], [])
+        history = sorted(
+            (a for v in versions for a in v.approvals),
+            key=lambda a: (a["created"], a["id"]),
+            reverse=True,
+        )
+        m["approvals"] = jsonable(history)
+        m["sign_off"] = {
+            v.version: {"state": v.state.state, "reason": v.state.reason} for v in versions
+        }
+        exemptions.extend(jsonable(e) for v in versions for e in v.exemptions)
+    return exemptions
 
 
 def report_models(db: Database, history_limit: int = 20) -> list[dict[str, Any]]:

@@ -686,6 +686,39 @@ def approval_log(
         return [approval_log_record(e) for e in session.scalars(stmt)]
 
 
+@dataclass(frozen=True)
+class SignOffInput:
+    """What :func:`modelgate.approvals.sign_off` needs of one version (the auditor's)."""
+
+    risk_tier: str
+    approvals: list[ApprovalRecord]
+    exemptions: list[ExemptionRecord]
+
+
+def sign_off_inputs(db: Database) -> dict[tuple[str, str], SignOffInput]:
+    """The sign-off records of every version, keyed by (model, version); one query per
+    table."""
+    with db.read() as session:
+        versions = {
+            mv_id: (name, version, tier)
+            for mv_id, name, version, tier in session.execute(
+                select(
+                    ModelVersion.id, Model.name, ModelVersion.version, ModelVersion.risk_tier
+                ).join(Model, Model.id == ModelVersion.model_id)
+            )
+        }
+        out = {
+            (name, version): SignOffInput(tier, [], []) for name, version, tier in versions.values()
+        }
+        for a in session.scalars(select(Approval)):
+            name, version, _ = versions[a.model_version_id]
+            out[(name, version)].approvals.append(approval_record(a, name, version))
+        for e in session.scalars(select(Exemption)):
+            name, version, _ = versions[e.model_version_id]
+            out[(name, version)].exemptions.append(exemption_record(e, name, version))
+    return out
+
+
 # --- the webhook's snapshot -------------------------------------------------------------------
 
 
