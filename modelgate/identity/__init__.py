@@ -28,7 +28,7 @@ from modelgate.identity.base import (
     Role,
     Unauthenticated,
 )
-from modelgate.settings import Settings
+from modelgate.settings import Settings, SettingsError
 
 __all__ = [
     "ANONYMOUS",
@@ -140,7 +140,17 @@ class Access:
 
 
 def access_for(settings: Settings, *, clock: Callable[[], float] | None = None) -> Access:
-    """The :class:`Access` the settings describe. Nothing connects until first use."""
+    """The :class:`Access` the settings describe (``SettingsError`` for settings that cannot
+    be used). Nothing connects until first use."""
+    try:
+        return _access_for(settings, clock)
+    except (ValueError, ImportError) as e:
+        if isinstance(e, SettingsError):
+            raise
+        raise SettingsError(str(e)) from e
+
+
+def _access_for(settings: Settings, clock: Callable[[], float] | None) -> Access:
     authenticators: list[Authenticator] = []
     if settings.token_file is not None:
         from modelgate.identity.tokens import TokenFileAuthenticator
