@@ -49,15 +49,8 @@ class KubeConfigError(ValueError):
     """A kubeconfig cannot be loaded, or gives no bearer token."""
 
 
-def _configuration(kubeconfig: Path | None, context: str | None = None) -> Any:
-    configuration = k8s_client.Configuration()
+def _load_kubeconfig(configuration: Any, kubeconfig: Path | None, context: str | None) -> None:
     try:
-        if kubeconfig is None and context is None:
-            try:
-                k8s_config.load_incluster_config(client_configuration=configuration)
-                return configuration
-            except ConfigException:
-                pass
         k8s_config.load_kube_config(
             config_file=str(kubeconfig) if kubeconfig else None,
             context=context,
@@ -65,7 +58,20 @@ def _configuration(kubeconfig: Path | None, context: str | None = None) -> Any:
             persist_config=False,
         )
     except (ConfigException, OSError, ValueError, TypeError) as e:
-        raise KubeConfigError(f"cannot load the Kubernetes configuration: {e}") from e
+        raise KubeConfigError(f"cannot load the kubeconfig: {e}") from e
+
+
+def _configuration(kubeconfig: Path | None) -> Any:
+    """The pod's service account when running in a cluster (and no kubeconfig is named),
+    else the kubeconfig."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return configuration
+        except ConfigException:
+            pass
+    _load_kubeconfig(configuration, kubeconfig, None)
     return configuration
 
 
@@ -230,15 +236,7 @@ def kubeconfig_token(kubeconfig: Path | None = None, context: str | None = None)
     token file or exec plugin); :class:`KubeConfigError` when it has none (a client
     certificate cannot be forwarded)."""
     configuration = k8s_client.Configuration()
-    try:
-        k8s_config.load_kube_config(
-            config_file=str(kubeconfig) if kubeconfig else None,
-            context=context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    except (ConfigException, OSError, ValueError, TypeError) as e:
-        raise KubeConfigError(f"cannot load the kubeconfig: {e}") from e
+    _load_kubeconfig(configuration, kubeconfig, context)
     header = str((configuration.api_key or {}).get("authorization") or "")
     token = header.removeprefix("Bearer ").strip()
     if not token:

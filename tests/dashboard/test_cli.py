@@ -81,7 +81,7 @@ def test_dashboard_help_and_bad_database_url() -> None:
     assert "dashboard" in runner.invoke(main, ["--help"]).output
     help_text = runner.invoke(main, ["dashboard", "--help"]).output
     assert "--host" in help_text and "127.0.0.1" in help_text and "8080" in help_text
-    assert "authenticates" in help_text
+    assert "authenticated inventory API" in help_text and "MODELGATE_TOKEN_FILE" in help_text
     bad = runner.invoke(main, ["dashboard"], env={"MODELGATE_DATABASE_URL": "mysql://x/y"})
     assert bad.exit_code == 1
     assert "MODELGATE_DATABASE_URL: unsupported database 'mysql'" in bad.output

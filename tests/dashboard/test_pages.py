@@ -61,6 +61,8 @@ def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
         "retired": 1,
         "expiring-certification": 1,
         "missing-metadata": 0,
+        "unapproved": 0,  # the scan judges the annotations (Reconciler's default)
+        "expiring-approval": 0,
     }
     readiness = data["readiness"]
     assert readiness["status"] == "not ready"
