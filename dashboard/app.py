@@ -476,5 +476,6 @@ def _challenge(reason: str) -> str:
     """The ``WWW-Authenticate`` header of a 401 (the reason, never the token)."""
     if reason.startswith("no credentials"):
         return 'Bearer realm="modelgate"'
-    safe = reason.replace("\\", "").replace('"', "'")[:200]
+    printable = "".join(ch if " " <= ch <= "~" else "?" for ch in reason)  # header-safe
+    safe = printable.replace("\\", "").replace('"', "'")[:200]
     return f'Bearer realm="modelgate", error="invalid_token", error_description="{safe}"'

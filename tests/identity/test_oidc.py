@@ -172,3 +172,19 @@ def test_a_token_is_valid_from_its_issue_time(dex: Dex) -> None:
     auth = OIDCAuthenticator(dex.issuer, CLIENT_ID, clock=lambda: iat)
     identity = auth.authenticate(token)
     assert identity is not None and identity.email == "alice@example.com"
+
+
+def test_an_odd_issuer_in_a_token_never_breaks_the_401(sqlite_url: str) -> None:
+    def b64(data: dict[str, object]) -> str:
+        return _b64(json.dumps(data).encode())
+
+    token = ".".join([b64({"alg": "RS256"}), b64({"iss": "https://é\u0000\nx"}), "c2ln"])
+    app = create_app(
+        Settings.from_env(
+            {}, database_url=sqlite_url, oidc_issuer="https://idp.example.com", oidc_audience="a"
+        )
+    )
+    resp = ApiClient(app.test_client(), token).get("/api/v1/whoami")
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].isascii()
+    assert "is not the configured OIDC issuer" in resp.get_json()["error"]
