@@ -371,7 +371,9 @@ def audit_command(
 
     Each workload is evaluated by the policy bundle (mode "audit") and matched against the
     inventory by (cluster, namespace, kind, name). Finding types: orphan, violation, drift,
-    retired, expiring-certification, missing-metadata. An unreachable cluster or account is
+    retired, expiring-certification, missing-metadata, and with MODELGATE_APPROVAL_SOURCE=
+    inventory (the default) unapproved (running without a current recorded approval) and
+    expiring-approval. An unreachable cluster or account is
     reported in the summary, the export and the report; the rest of the scan goes on.
 
     \b
@@ -451,7 +453,11 @@ def audit_command(
     show = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(show)
     reconciler = Reconciler(
-        db, engine, policy_data=PolicyConfig.load(settings.policy_dir), progress=bar
+        db,
+        engine,
+        policy_data=PolicyConfig.load(settings.policy_dir),
+        progress=bar,
+        approval_source=settings.approval_source,
     )
     from modelgate.inventory.db import InventoryError
 

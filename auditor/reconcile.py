@@ -10,6 +10,9 @@ type                       severity  meaning
 ``orphan``                 high      a running model the inventory never admitted
 ``violation``              high      the model fails the policy now
 ``drift``                  medium    running images or version differ from the admitted
+``unapproved``             high      running, without a current recorded approval
+                                     (``approval_source="inventory"``)
+``expiring-approval``      medium    the approval it runs under expires soon
 ``expiring-certification`` medium    a certification expires soon (or has expired)
 ``missing-metadata``       medium    required metadata absent: queued for manual review
 ``retired``                low       in the inventory, not found by a successful scan
@@ -49,6 +52,7 @@ from auditor.discovery.base import (
     SourceUnreachable,
     check_unique_clusters,
 )
+from modelgate import approvals as signoff_rules
 from modelgate.capacity import pod_amounts, usage_amounts
 from modelgate.compliance import (
     FINDING_TYPES,
@@ -57,7 +61,7 @@ from modelgate.compliance import (
     documentation_gaps,
     is_recorded,
 )
-from modelgate.inventory import audit, queries
+from modelgate.inventory import audit, queries, signoff
 from modelgate.inventory import capacity as inventory_capacity
 from modelgate.inventory.db import Database, InventoryError
 from modelgate.inventory.parse import parse_certifications
@@ -144,9 +148,14 @@ class Reconciler:
         now: Callable[[], datetime] | None = None,
         progress: ProgressCallback | None = None,
         batch_size: int = BATCH,
+        approval_source: str = "annotation",
     ) -> None:
         self.db = db
         self.engine = engine
+        #: ``inventory``: sign-off is judged from the recorded approvals (``unapproved`` and
+        #: ``expiring-approval`` findings), the rest of the policy as at admission
+        self.approval_source = approval_source
+        self._sign_offs: dict[tuple[str, str], signoff.SignOffInput] = {}
         self.policy_data = policy_data or PolicyConfig()
         self._now = now or (lambda: datetime.now(UTC))
         self.progress = progress
@@ -174,6 +183,8 @@ class Reconciler:
         severities: Counter[str] = Counter()
         scanned: dict[str, set[str]] = {}
         self._unevaluated = {}
+        if self.approval_source == "inventory":
+            self._sign_offs = signoff.sign_off_inputs(self.db)
         workloads = models = 0
         status = "completed"
         try:
@@ -320,12 +331,19 @@ class Reconciler:
 
     def _evaluate(self, found: DiscoveredWorkload) -> PolicyResult:
         request = synthesize_request(found.obj, found.workload)
+        registry = None
+        if self.approval_source == "inventory":
+            md = found.workload["metadata"]
+            registry = signoff_rules.assumed_signed_off(
+                found.cluster, str(md.get("model-name") or ""), str(md.get("model-version") or "")
+            )
         policy_input = build_input(
             request=request,
             workload=found.workload,
             mode="audit",
             namespace_labels=found.namespace_labels,
             now=self._now(),
+            registry=registry,
         )
         return self.engine.evaluate(policy_input)
 
@@ -414,7 +432,8 @@ class Reconciler:
                     owner=owner,
                 )
             )
-        elif missing:  # required fields the policy does not deny (a custom bundle)
+        out.extend(self._sign_off_findings(found, identity, owner))
+        if missing and not violations:  # required fields the policy does not deny (a custom bundle)
             out.append(
                 self._finding(
                     "missing-metadata",
@@ -449,6 +468,62 @@ class Reconciler:
             if message:
                 out.append((certification_state(c.expires, today, warning_days).state, message))
         return out
+
+    def _sign_off_findings(
+        self, found: DiscoveredWorkload, identity: Mapping[str, Any], owner: str | None
+    ) -> list[FindingInput]:
+        """``unapproved`` / ``expiring-approval`` (with the inventory as approval source)."""
+        if self.approval_source != "inventory":
+            return []
+        md = found.workload["metadata"]
+        model = str(md.get("model-name") or "").strip()
+        version = str(md.get("model-version") or "").strip()
+        if not model or not version:
+            return []  # missing-metadata reports it
+        records = self._sign_offs.get((model, version))
+        tier = str(md.get("risk-tier") or "").strip().lower() or self.policy_data.default_risk_tier
+        today = self._now().date()
+        state = signoff_rules.sign_off(
+            model=model,
+            version=version,
+            risk_tier=tier,
+            approvals=records.approvals if records else [],
+            exemptions=records.exemptions if records else [],
+            today=today,
+            config=self.policy_data,
+            cluster=found.cluster,
+            namespace=found.workload["namespace"],
+        )
+        if not state.admitted:
+            return [
+                self._finding(
+                    "unapproved",
+                    identity,
+                    f"running without a current approval: {state.reason}",
+                    {"state": state.state, "approvers": list(state.approvers)},
+                    owner=owner,
+                )
+            ]
+        expiring = signoff_rules.expiring_approvals(
+            state,
+            records.approvals if records else [],
+            today,
+            self.policy_data.certification_warning_days,
+        )
+        if not expiring:
+            return []
+        what = "; ".join(
+            f"the approval by {a['approver']} expires on {a['expires']}" for a in expiring
+        )
+        return [
+            self._finding(
+                "expiring-approval",
+                identity,
+                what,
+                {"approvals": [{"id": a["id"], "expires": str(a["expires"])} for a in expiring]},
+                owner=owner,
+            )
+        ]
 
     def _finding(
         self,

@@ -1,9 +1,13 @@
-"""The dashboard's Flask app: server-rendered pages plus the same data as JSON under
-``/api/``. Read-only: no route writes to the inventory.
+"""The dashboard's Flask app: server-rendered pages, and the inventory API under ``/api/v1``
+(:mod:`dashboard.api`). The pages write nothing but sign-off (the approve / reject / revoke
+forms of a version's page, CSRF-protected, by the same rules as the API).
 
-``create_app`` builds the app and a :class:`~modelgate.inventory.db.Database` (an engine
-that connects on first use); importing this module connects to nothing. A database that
-does not answer is a 503 page (or JSON error under ``/api/``) saying so, never a traceback.
+``create_app`` builds the app, a :class:`~modelgate.inventory.db.Database` (an engine that
+connects on first use) and the identity :class:`~modelgate.identity.Access`; importing this
+module connects to nothing. Every page and API call needs an authenticated caller
+(:mod:`dashboard.auth`), except ``/healthz``, ``/readyz`` and the OpenAPI document. A
+database that does not answer is a 503 page (or JSON error under ``/api/``) saying so, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -16,13 +20,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+from werkzeug.wrappers import Response as BaseResponse
 
 from dashboard import capacity as capacity_routes
 from dashboard import data
+from dashboard import signoff as views
+from dashboard.api import CONTEXT_KEY, ApiContext, api
+from dashboard.auth import CSRFError, DashboardAuth, check_csrf, csrf_token
 from modelgate import __version__, capacity
+from modelgate.approvals import SignOffRefused
+from modelgate.identity import (
+    Access,
+    Forbidden,
+    Identity,
+    IdentityUnavailable,
+    Permission,
+    Unauthenticated,
+    access_for,
+)
+from modelgate.inventory import signoff
 from modelgate.inventory.db import (
     Database,
     InventoryError,
@@ -36,6 +55,11 @@ from policies.config import PolicyConfig
 log = logging.getLogger("modelgate.dashboard")
 
 STATE_KEY = "modelgate-dashboard"
+ACCESS_KEY = "modelgate-access"
+#: endpoints that answer without authentication
+OPEN_ENDPOINTS = frozenset(
+    {"healthz", "readyz", "static", "favicon", "api.openapi", "login", "auth_callback"}
+)
 HERE = Path(__file__).resolve().parent
 FINDING_STATUSES = ("open", "resolved")
 
@@ -119,12 +143,16 @@ def create_app(
     *,
     database: Database | None = None,
     clock: Callable[[], datetime] | None = None,
+    access: Access | None = None,
 ) -> Flask:
-    """Build the dashboard for ``settings`` (``MODELGATE_*`` variables when omitted)."""
+    """Build the dashboard for ``settings`` (``MODELGATE_*`` variables when omitted).
+    ``clock`` is the time the pages, the sign-off rules and token expiry are judged at."""
     settings = settings or Settings.from_env()
     db = database if database is not None else Database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
     config = PolicyConfig.load(settings.policy_dir)
+    if access is None:
+        access = access_for(settings, clock=lambda: now().timestamp())
 
     app = Flask(
         "dashboard",
@@ -134,7 +162,11 @@ def create_app(
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[STATE_KEY] = db
-    app.jinja_env.globals.update(version=__version__, safe_url=_safe_url, plural=_plural)
+    app.extensions[ACCESS_KEY] = access
+    auth = DashboardAuth(app, settings, access)
+    app.jinja_env.globals.update(
+        version=__version__, safe_url=_safe_url, plural=_plural, csrf_token=csrf_token
+    )
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["code_spans"] = _code_spans
     app.jinja_env.filters["cores"] = capacity.format_cores
@@ -188,6 +220,42 @@ def create_app(
             title = "Database unavailable"
         return _error(503, title, message)
 
+    @app.errorhandler(Unauthenticated)
+    def unauthenticated(e: Unauthenticated) -> tuple[Response | str, int]:
+        response, code = _error(401, "Sign-in required", str(e))
+        if isinstance(response, Response):
+            response.headers["WWW-Authenticate"] = _challenge(str(e))
+        return response, code
+
+    @app.errorhandler(Forbidden)
+    def forbidden(e: Forbidden) -> tuple[Response | str, int]:
+        return _error(403, "Not allowed", str(e))
+
+    @app.errorhandler(SignOffRefused)
+    def refused(e: SignOffRefused) -> tuple[Response | str, int]:
+        return _error(403, "Not allowed", str(e))
+
+    @app.errorhandler(IdentityUnavailable)
+    def identity_down(e: IdentityUnavailable) -> tuple[Response | str, int]:
+        log.warning("identity provider unavailable: %s", e)
+        return _error(503, "Sign-in unavailable", f"cannot check credentials now: {e}")
+
+    @app.errorhandler(signoff.NotFound)
+    def sign_off_not_found(e: signoff.NotFound) -> tuple[Response | str, int]:
+        return _error(404, "Not found", str(e))
+
+    @app.errorhandler(signoff.Conflict)
+    def sign_off_conflict(e: signoff.Conflict) -> tuple[Response | str, int]:
+        return _error(409, "Conflict", str(e))
+
+    @app.errorhandler(signoff.InvalidSignOff)
+    def sign_off_invalid(e: signoff.InvalidSignOff) -> tuple[Response | str, int]:
+        return _error(400, "Bad request", str(e))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e: CSRFError) -> tuple[Response | str, int]:
+        return _error(400, "Bad request", f"{e}: reload the page and try again")
+
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response | str, int]:
         code = e.code or 500
@@ -199,9 +267,25 @@ def create_app(
         return _error(500, "Internal error", "The dashboard failed to build this page.")
 
     @app.before_request
+    def authenticate() -> BaseResponse | None:
+        """Every page and API call needs a caller; pages need the viewer role."""
+        if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
+            return None
+        api_call = _api()
+        try:
+            g.identity = auth.identify(api=api_call)
+        except Unauthenticated:
+            if not api_call and auth.sign_in is not None and request.method == "GET":
+                return redirect(url_for("login", next=request.full_path.rstrip("?")))
+            raise
+        if not str(request.endpoint).startswith("api."):  # the API checks per route
+            access.require(g.identity, Permission.read)
+        return None
+
+    @app.before_request
     def refuse_missing_sqlite_file() -> None:
         """A read-only service never creates the SQLite file a mistyped URL names."""
-        if request.endpoint in ("healthz", "static", "favicon"):
+        if request.endpoint in OPEN_ENDPOINTS and request.endpoint != "readyz":
             return
         path = missing_sqlite_file(db.url)
         if path is not None:
@@ -234,10 +318,6 @@ def create_app(
         return render_template(
             "overview.html", o=data.overview(db, now(), config, interval), nav="overview"
         )
-
-    @app.get("/api/overview")
-    def overview_api() -> Response:
-        return jsonify(data.jsonable(data.overview(db, now(), config, interval)))
 
     def _models() -> tuple[list[Any], dict[str, str | None]]:
         filters = {
@@ -272,11 +352,6 @@ def create_app(
             nav="models",
         )
 
-    @app.get("/api/models")
-    def models_api() -> Response:
-        rows, _ = _models()
-        return jsonify(rows)
-
     def _detail(name: str) -> dict[str, Any]:
         detail = data.model_detail(db, name, now(), config, interval)
         if detail is None:
@@ -285,11 +360,9 @@ def create_app(
 
     @app.get("/models/<path:name>")
     def model_page(name: str) -> str:
-        return render_template("model.html", m=_detail(name), nav="models")
-
-    @app.get("/api/models/<path:name>")
-    def model_api(name: str) -> Response:
-        return jsonify(data.jsonable(_detail(name)))
+        detail = _detail(name)
+        states = views.sign_off_states(db, name, now().astimezone(UTC).date(), config)
+        return render_template("model.html", m=detail, sign_off=states, nav="models")
 
     def _decisions() -> dict[str, Any]:
         page = _page_arg()
@@ -309,10 +382,6 @@ def create_app(
     @app.get("/decisions")
     def decisions_page() -> str:
         return render_template("decisions.html", d=_decisions(), nav="decisions")
-
-    @app.get("/api/decisions")
-    def decisions_api() -> Response:
-        return jsonify(_decisions())
 
     def _findings() -> dict[str, Any]:
         status = _status_arg()
@@ -352,9 +421,127 @@ def create_app(
             "findings.html", f=_findings(), types=data.FINDING_TYPES, nav="findings"
         )
 
-    @app.get("/api/findings")
-    def findings_api() -> Response:
-        return jsonify(_findings())
+    # ------------------------------------------------------------------ the API
 
     app.register_blueprint(capacity_routes.blueprint(db, now, interval))
+
+    def lists(kind: str) -> Any:
+        if kind == "models":
+            return _models()[0]
+        if kind == "decisions":
+            return _decisions()
+        return _findings()
+
+    def require(identity: Identity, permission: Permission, name: str = "") -> None:
+        access.require(identity, permission, name)
+
+    app.extensions[CONTEXT_KEY] = ApiContext(db, config, now, require, lists, interval)
+    app.register_blueprint(api)
+
+    # ------------------------------------------------------------------ sign-off pages
+
+    def _today() -> Any:
+        return now().astimezone(UTC).date()
+
+    def _can(permission: Permission, name: str = "") -> bool:
+        try:
+            return access.allowed(g.identity, permission, name)
+        except IdentityUnavailable:
+            return False
+
+    @app.get("/reviews")
+    def reviews_page() -> str:
+        access.require(g.identity, Permission.read_approvals)
+        waiting = views.waiting_for_review(db, _today(), config)
+        return render_template("reviews.html", waiting=waiting, nav="reviews")
+
+    @app.get("/models/<name>/versions/<version>")
+    def version_page(name: str, version: str) -> str:
+        access.require(g.identity, Permission.read_approvals, name)
+        v = views.version_detail(db, name, version, _today(), config)
+        return render_template(
+            "version.html",
+            v=v,
+            nav="models",
+            can_approve=_can(Permission.approve, name),
+            today=_today().isoformat(),
+        )
+
+    @app.post("/models/<name>/versions/<version>/approvals")
+    def version_decide(name: str, version: str) -> BaseResponse:
+        check_csrf()
+        access.require(g.identity, Permission.approve, name)
+        decision = request.form.get("decision", "")
+        evidence = [e.strip() for e in request.form.get("evidence", "").split() if e.strip()]
+        signoff.record_approval(
+            db,
+            model=name,
+            version=version,
+            decision=decision,
+            actor=g.identity,
+            reason=request.form.get("reason", ""),
+            evidence=evidence,
+            expires=request.form.get("expires", "").strip() or None,
+            config=config,
+            today=_today(),
+            now=now(),
+        )
+        return redirect(url_for("version_page", name=name, version=version), code=303)
+
+    @app.post("/approvals/<int:approval_id>/revoke")
+    def approval_revoke(approval_id: int) -> BaseResponse:
+        check_csrf()
+        access.require(g.identity, Permission.approve)
+        record = signoff.revoke_approval(
+            db,
+            approval_id,
+            actor=g.identity,
+            reason=request.form.get("reason", ""),
+            today=_today(),
+            now=now(),
+        )
+        return redirect(
+            url_for("version_page", name=record["model"], version=record["version"]), code=303
+        )
+
+    # ------------------------------------------------------------------ browser sign-in
+
+    @app.get("/login")
+    def login() -> BaseResponse | tuple[str, int]:
+        if auth.sign_in is None:
+            return render_template(
+                "error.html",
+                code=404,
+                title="No browser sign-in",
+                message="Browser sign-in is not configured (MODELGATE_OIDC_CLIENT_ID); "
+                "call the API with a bearer token or use the authenticating proxy.",
+            ), 404
+        response: BaseResponse = auth.begin(request.args.get("next", "/"))
+        return response
+
+    @app.get("/auth/callback")
+    def auth_callback() -> BaseResponse:
+        if auth.sign_in is None:
+            raise NotFound("browser sign-in is not configured")
+        return redirect(auth.finish(), code=303)
+
+    @app.post("/logout")
+    def logout() -> BaseResponse:
+        check_csrf()
+        auth.sign_out()
+        return redirect(url_for("overview_page"), code=303)
+
+    app.jinja_env.globals["signed_in"] = lambda: g.get("identity")
+    app.jinja_env.globals["can_sign_out"] = lambda: bool(
+        g.get("identity") is not None and g.identity.source == "session"
+    )
     return app
+
+
+def _challenge(reason: str) -> str:
+    """The ``WWW-Authenticate`` header of a 401 (the reason, never the token)."""
+    if reason.startswith("no credentials"):
+        return 'Bearer realm="modelgate"'
+    printable = "".join(ch if " " <= ch <= "~" else "?" for ch in reason)  # header-safe
+    safe = printable.replace("\\", "").replace('"', "'")[:200]
+    return f'Bearer realm="modelgate", error="invalid_token", error_description="{safe}"'

@@ -1,8 +1,10 @@
-"""``modelgate dashboard``: the read-only governance dashboard under gunicorn, plain HTTP.
+"""``modelgate dashboard``: the governance dashboard and the inventory API (``/api/v1``)
+under gunicorn, plain HTTP.
 
-It binds to 127.0.0.1 by default. It writes nothing, but it shows internal data (owners,
-datasets, decisions, findings): expose it only behind an ingress or proxy that
-authenticates users and terminates TLS.
+It binds to 127.0.0.1 by default. Every page and API call needs an authenticated caller
+(static tokens, OIDC, Kubernetes tokens, browser sign-in or a trusted proxy; see
+:mod:`dashboard.auth`); terminate TLS in front of it (an ingress), since bearer tokens and
+the session cookie travel with every request.
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ def gunicorn_options(
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 def dashboard_command(host: str, port: int, workers: int, access_log: bool) -> None:
-    """Serve the read-only governance dashboard over plain HTTP (inventory health,
-    documentation gaps, findings, model health, resources and capacity, trends, audit
-    readiness; JSON under /api/ and /api/v1/capacity). It has no sign-in of its own yet and
-    shows internal data: put it behind an ingress or proxy that authenticates users and
-    terminates TLS. Settings come from MODELGATE_* variables (MODELGATE_DATABASE_URL,
+    """Serve the governance dashboard and the authenticated inventory API (/api/v1, OpenAPI at
+    /api/v1/openapi.json) over plain HTTP: inventory health, documentation gaps, findings,
+    model health, resources and capacity, trends, audit readiness, and sign-off (approvals,
+    exemptions, recorded certifications). Callers authenticate with MODELGATE_TOKEN_FILE
+    tokens, OIDC (MODELGATE_OIDC_*), Kubernetes tokens (MODELGATE_KUBE_AUTH) or a trusted
+    proxy; roles come from MODELGATE_ROLE_GROUPS or RBAC (MODELGATE_KUBE_AUTHZ). Terminate TLS
+    in front of it. Settings come from MODELGATE_* variables (MODELGATE_DATABASE_URL,
     MODELGATE_SCAN_INTERVAL_SECONDS)."""
     try:
         settings = Settings.from_env()
@@ -72,10 +76,16 @@ def dashboard_command(host: str, port: int, workers: int, access_log: bool) -> N
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        from modelgate.identity import access_for
+
+        access_for(settings)  # a bad MODELGATE_ROLE_GROUPS etc. is a usage error, now
+    except (SettingsError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
-            "the dashboard has no authentication of its own: serve %s only behind an "
-            "authenticating proxy",
+            "the dashboard serves plain HTTP on %s: terminate TLS in front of it (tokens and "
+            "session cookies travel with every request)",
             host,
         )
     options = gunicorn_options(

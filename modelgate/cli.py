@@ -21,6 +21,11 @@ _COMMANDS: dict[str, str] = {
     "report": "auditor.cli:report_command",
     "dashboard": "dashboard.serve:dashboard_command",
     "log": "modelgate.log_cli:log_group",
+    "approve": "modelgate.approvals_cli:approve_command",
+    "reject": "modelgate.approvals_cli:reject_command",
+    "revoke": "modelgate.approvals_cli:revoke_command",
+    "exempt": "modelgate.approvals_cli:exempt_command",
+    "approvals": "modelgate.approvals_cli:approvals_group",
 }
 
 

@@ -161,10 +161,12 @@ def _present(present: Mapping[str, bool], md: ParsedMetadata, field: str) -> boo
 #: the kinds of audit finding, in report order (their severities are policy data)
 FINDING_TYPES: tuple[str, ...] = (
     "orphan",
+    "unapproved",
     "violation",
     "drift",
     "retired",
     "expiring-certification",
+    "expiring-approval",
     "missing-metadata",
 )
 

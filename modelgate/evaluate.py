@@ -5,15 +5,21 @@ input (:func:`modelgate.policy_input.build_input`, mode ``evaluate``) and the sa
 the webhook, and the same rule for what is not evaluated
 (:func:`modelgate.workload.skip_reason`).
 
+Sign-off comes from the configured inventory (``MODELGATE_APPROVAL_SOURCE=inventory``, the
+default): each model version is judged against its recorded approvals, as the webhook judges
+it. ``--approval-source annotation`` trusts the ``compliance-status`` annotation instead, to
+lint manifests before their versions are registered (CI); the output says which source was
+used.
+
 Exit status: 0 when everything is allowed, 1 when anything is denied, 2 when the input cannot
-be read or parsed (or the policy bundle cannot be loaded).
+be read or parsed (or the policy bundle or the inventory cannot be read).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypedDict
@@ -23,7 +29,7 @@ import yaml
 
 from modelgate.policy_input import build_input, synthesize_request
 from modelgate.settings import Settings, SettingsError
-from modelgate.workload import WorkloadError, extract_workload, skip_reason
+from modelgate.workload import Workload, WorkloadError, extract_workload, skip_reason
 from policies.engines.base import PolicyEngine
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -161,10 +167,17 @@ def _namespace_labels(manifests: list[Manifest]) -> dict[str, dict[str, str]]:
     return labels
 
 
+RegistryLookup = Callable[[Workload], Mapping[str, Any]]
+
+
 def evaluate_manifests(
-    manifests: list[Manifest], engine: PolicyEngine, default_namespace: str = "default"
+    manifests: list[Manifest],
+    engine: PolicyEngine,
+    default_namespace: str = "default",
+    registry: RegistryLookup | None = None,
 ) -> list[ObjectResult]:
-    """Decide every object; raises :class:`InputError` for objects that cannot be described."""
+    """Decide every object (with ``registry``, against each version's recorded sign-off);
+    raises :class:`InputError` for objects that cannot be described."""
     ns_labels = _namespace_labels(manifests)
     results: list[ObjectResult] = []
     for m in manifests:
@@ -193,6 +206,7 @@ def evaluate_manifests(
             workload=workload,
             mode="evaluate",
             namespace_labels=ns_labels.get(workload["namespace"], {}),
+            registry=registry(workload) if registry is not None else None,
         )
         result = engine.evaluate(policy_input)
         results.append(
@@ -209,7 +223,7 @@ def evaluate_manifests(
     return results
 
 
-def render_table(results: list[ObjectResult]) -> str:
+def render_table(results: list[ObjectResult], note: str | None = None) -> str:
     headers = ("RESULT", "KIND", "NAMESPACE", "NAME", "MODEL")
     rows = [
         (
@@ -229,6 +243,8 @@ def render_table(results: list[ObjectResult]) -> str:
         lines.extend(f"    ! {w}" for w in r["warnings"])
     denied = sum(1 for r in results if not r["allowed"])
     lines.append("")
+    if note:
+        lines.append(note)
     lines.append(f"{len(results)} objects, {denied} denied")
     return "\n".join(lines)
 
@@ -236,6 +252,43 @@ def render_table(results: list[ObjectResult]) -> str:
 def _fail(message: str) -> NoReturn:
     click.echo(f"modelgate evaluate: {message}", err=True)
     sys.exit(2)
+
+
+def inventory_registry(settings: Settings, cluster: str) -> tuple[RegistryLookup, str]:
+    """The recorded sign-off of every version in the configured inventory (read once), and
+    how to name the source."""
+    from modelgate.approvals import unregistered_entry
+    from modelgate.inventory.db import Database, InventoryError, missing_sqlite_file, redact
+    from modelgate.inventory.registry import version_of
+    from modelgate.inventory.signoff import registry_entries
+
+    hint = "; use --approval-source annotation to lint manifests without the inventory"
+    try:
+        db = Database(settings.database_url)
+    except InventoryError as e:
+        _fail(f"MODELGATE_DATABASE_URL: {e}{hint}")
+    where = redact(db.url)
+    missing = missing_sqlite_file(db.url)
+    if missing is not None:
+        _fail(f"no inventory database at {where} (file {missing} does not exist){hint}")
+    try:
+        entries = registry_entries(db, cluster)
+    except InventoryError as e:
+        _fail(f"cannot read approvals from the inventory: {e}{hint}")
+    finally:
+        db.dispose()
+
+    def lookup(workload: Workload) -> Mapping[str, Any]:
+        key = version_of(workload)
+        return entries.get(key) or unregistered_entry(cluster, *key)
+
+    return lookup, f"approval source: inventory ({where}, cluster {cluster})"
+
+
+ANNOTATION_NOTE = (
+    "approval source: annotation (the compliance-status annotation is trusted; with "
+    "MODELGATE_APPROVAL_SOURCE=inventory admission checks recorded approvals)"
+)
 
 
 @click.command("evaluate")
@@ -269,8 +322,26 @@ def _fail(message: str) -> NoReturn:
     show_default=True,
     help="Namespace for objects that do not name one.",
 )
+@click.option(
+    "--approval-source",
+    type=click.Choice(["inventory", "annotation"]),
+    default=None,
+    help="Judge sign-off from the recorded approvals of the inventory (MODELGATE_DATABASE_URL)"
+    " or trust the compliance-status annotation (CI linting before registration). "
+    "Default: MODELGATE_APPROVAL_SOURCE, else inventory.",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    help="Cluster the approvals' scope is checked for (default: MODELGATE_CLUSTER_NAME).",
+)
 def evaluate_command(
-    paths: tuple[str, ...], output: str, policy_dir: Path | None, namespace: str
+    paths: tuple[str, ...],
+    output: str,
+    policy_dir: Path | None,
+    namespace: str,
+    approval_source: str | None,
+    cluster: str | None,
 ) -> None:
     """Decide, offline, whether every object in the manifests would be admitted.
 
@@ -286,9 +357,13 @@ def evaluate_command(
     from policies.engines.base import PolicyError
 
     try:
-        settings = Settings.from_env(policy_dir=policy_dir)
+        settings = Settings.from_env(policy_dir=policy_dir, approval_source=approval_source)
     except SettingsError as e:
         _fail(str(e))
+    registry: RegistryLookup | None = None
+    source_note = ANNOTATION_NOTE
+    if settings.approval_source == "inventory":
+        registry, source_note = inventory_registry(settings, cluster or settings.cluster_name)
     try:
         from modelgate.engine import engine_for
 
@@ -300,7 +375,7 @@ def evaluate_command(
         engine.close()
         _fail(f"cannot load the policy bundle from {settings.policy_dir}: {reason}")
     try:
-        results = evaluate_manifests(manifests, engine, namespace)
+        results = evaluate_manifests(manifests, engine, namespace, registry)
     except InputError as e:
         _fail(str(e))
     except PolicyError as e:
@@ -310,8 +385,9 @@ def evaluate_command(
 
     if output == "json":
         click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        click.echo(source_note, err=True)
     else:
-        click.echo(render_table(results))
+        click.echo(render_table(results, source_note))
     sys.exit(1 if any(not r["allowed"] for r in results) else 0)
 
 

@@ -35,6 +35,9 @@ class AdmissionEvent:
     #: True when the caller's client certificate was verified (mutual TLS), None when the
     #: webhook does not verify callers
     caller_verified: bool | None = None
+    #: the recorded sign-off that admitted the model ({"type": "approval"|"exemption",
+    #: "id": n}); empty when none did (annotation source, denied, not a model)
+    approvals: tuple[dict[str, Any], ...] = ()
 
     @property
     def records_model(self) -> bool:
@@ -66,6 +69,7 @@ def event_to_json(event: AdmissionEvent) -> dict[str, Any]:
     data["time"] = utc(event.time).isoformat()
     data["violations"] = list(event.violations)
     data["warnings"] = list(event.warnings)
+    data["approvals"] = [dict(a) for a in event.approvals]
     return data
 
 
@@ -75,6 +79,9 @@ def event_from_json(data: dict[str, Any]) -> AdmissionEvent:
     values["time"] = datetime.fromisoformat(str(values["time"]))
     values["violations"] = tuple(str(v) for v in values.get("violations") or ())
     values["warnings"] = tuple(str(v) for v in values.get("warnings") or ())
+    values["approvals"] = tuple(
+        dict(a) for a in values.get("approvals") or () if isinstance(a, dict)
+    )  # (spool lines written before the field existed have none)
     workload = values.get("workload")
     values["workload"] = cast(Workload, workload) if isinstance(workload, dict) else None
     return AdmissionEvent(**values)

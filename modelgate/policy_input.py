@@ -9,7 +9,9 @@
       "request": {...},                        # the AdmissionReview request (synthesized offline)
       "workload": {...},                       # modelgate.workload.Workload
       "namespace": {"name": "...", "labels": {...}},
-      "enforcement": "enforce" | "warn" | "off" | null   # explicit override (webhook route)
+      "enforcement": "enforce" | "warn" | "off" | null,  # explicit override (webhook route)
+      "registry": {...}   # only with MODELGATE_APPROVAL_SOURCE=inventory: the version's
+                          # recorded sign-off (modelgate.approvals.RegistryEntry)
     }
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from modelgate.workload import Workload
 
@@ -38,6 +40,7 @@ class PolicyInput(TypedDict):
     workload: Workload
     namespace: NamespaceInfo
     enforcement: str | None
+    registry: NotRequired[Mapping[str, Any]]
 
 
 def utc_now() -> datetime:
@@ -68,10 +71,11 @@ def build_input(
     namespace_labels: Mapping[str, str] | None = None,
     enforcement: Enforcement | None = None,
     now: datetime | None = None,
+    registry: Mapping[str, Any] | None = None,
 ) -> PolicyInput:
     moment = (now or utc_now()).astimezone(UTC)
     stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return PolicyInput(
+    policy_input = PolicyInput(
         mode=mode,
         now=stamp,
         today=stamp[:10],
@@ -80,3 +84,6 @@ def build_input(
         namespace=NamespaceInfo(name=workload["namespace"], labels=dict(namespace_labels or {})),
         enforcement=enforcement,
     )
+    if registry is not None:
+        policy_input["registry"] = registry
+    return policy_input

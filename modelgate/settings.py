@@ -51,7 +51,6 @@ class Settings:
     log_signing_key_file: Path | None = None
     #: the public key checkpoints must be signed with (default: the signing key's)
     log_public_key_file: Path | None = None
-    approval_source: ApprovalSource = "inventory"
     #: rego-cpp evaluator processes per serving process (embedded engine)
     evaluators: int = 2
     #: a connection that sends nothing for this long is closed (slow clients, idle keep-alive)
@@ -63,6 +62,39 @@ class Settings:
     spool_max_bytes: int = 256 * 1024 * 1024
     #: PEM CA bundle that signs the API server's client certificate (mutual TLS)
     client_ca: Path | None = None
+    # --- identity, roles and sign-off (modelgate.identity, modelgate.approvals) ---------------
+    #: static bearer tokens: CSV lines ``token,user,"group1,group2"`` (re-read on change)
+    token_file: Path | None = None
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_username_claim: str = "email"
+    oidc_groups_claim: str = "groups"
+    #: Kubernetes TokenReview (``kube_auth``) and SubjectAccessReview (``kube_authz``)
+    kube_auth: bool = False
+    kube_authz: bool = False
+    #: kubeconfig for the identity calls (in-cluster, then the default kubeconfig, when unset)
+    kube_config: Path | None = None
+    #: ``role=group|group,role=group`` (roles viewer < owner < approver < admin)
+    role_groups: str = ""
+    #: where admission reads sign-off: ``inventory`` (recorded approvals) or ``annotation``
+    approval_source: ApprovalSource = "inventory"
+    #: how often the webhook reloads its approval snapshot (staleness stays under 5 s by
+    #: default; on PostgreSQL a notification reloads it at once)
+    approval_refresh_seconds: float = 2.0
+    #: dashboard browser sign-in (OIDC authorization code + PKCE at ``oidc_issuer``)
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    #: the callback URL registered with the IdP (default: ``/auth/callback`` on the host asked)
+    oidc_redirect_url: str = ""
+    #: signs the dashboard's session cookie (required for browser sign-in)
+    session_secret: str = field(default="", repr=False)
+    #: session cookie only over HTTPS (turn off only for plain-HTTP local use)
+    session_cookie_secure: bool = True
+    #: identity from an authenticating proxy's headers, only from ``trusted_proxies`` (CIDRs)
+    trusted_proxy_headers: bool = False
+    trusted_proxies: str = ""
+    #: let unauthenticated callers read (viewer role) the dashboard and the API
+    allow_anonymous: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -98,6 +130,17 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in loaded.items()}
 
 
+_BOOLEANS = (
+    "auto_migrate",
+    "ready_without_database",
+    "kube_auth",
+    "kube_authz",
+    "session_cookie_secure",
+    "trusted_proxy_headers",
+    "allow_anonymous",
+)
+
+
 def _bool(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -115,8 +158,17 @@ _FLOATS = {
     "read_timeout_seconds",
     "queue_seconds",
     "scan_interval_seconds",
+    "approval_refresh_seconds",
 }
-_PATHS = {"policy_dir", "spool_dir", "client_ca", "log_signing_key_file", "log_public_key_file"}
+_PATHS = {
+    "policy_dir",
+    "spool_dir",
+    "client_ca",
+    "log_signing_key_file",
+    "log_public_key_file",
+    "token_file",
+    "kube_config",
+}
 _INTS = {"max_request_bytes", "evaluators", "spool_max_bytes"}
 
 
@@ -125,7 +177,7 @@ def _convert(name: str, raw: Any) -> Any:
     try:
         if name in _PATHS:
             return Path(str(raw)) if raw is not None else None
-        if name in ("auto_migrate", "ready_without_database"):
+        if name in _BOOLEANS:
             return _bool(raw)
         if name in _FLOATS:
             converted = float(raw)

@@ -27,6 +27,8 @@ _DEFAULT_FINDING_SEVERITIES: dict[str, str] = {
     "expiring-certification": "medium",
     "missing-metadata": "medium",
     "retired": "low",
+    "unapproved": "high",
+    "expiring-approval": "medium",
 }
 _DEFAULT_REMEDIATION_DAYS: dict[str, int] = {
     "critical": 7,

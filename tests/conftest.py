@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.inventory",
     "tests.fixtures.browser",
+    "tests.fixtures.dex",
 ]

@@ -47,7 +47,15 @@ WEB = {
 
 
 def run(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(main, ["evaluate", *args], input=input, catch_exceptions=False)
+    """``modelgate evaluate`` judging the annotations (recorded sign-off:
+    tests/test_evaluate_signoff.py)."""
+    return CliRunner().invoke(
+        main,
+        ["evaluate", *args],
+        input=input,
+        catch_exceptions=False,
+        env={"MODELGATE_APPROVAL_SOURCE": "annotation"},
+    )
 
 
 def write_yaml(path: Path, *docs: Any) -> Path:

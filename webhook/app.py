@@ -36,8 +36,8 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from flask import Flask, Response, jsonify, request
@@ -55,6 +55,7 @@ from modelgate.events import AdmissionEvent
 from modelgate.policy_input import Enforcement, build_input
 from modelgate.settings import Settings
 from modelgate.workload import Workload, WorkloadError, extract_workload, skip_reason
+from policies.config import PolicyConfig
 from policies.engines.base import (
     BundleError,
     EvaluationError,
@@ -142,6 +143,21 @@ class EventRecorder(Protocol):
     def close(self, timeout: float = 10.0) -> None:
         """Flush for up to ``timeout`` seconds, then keep what is left (spool) and stop."""
         ...
+
+
+class ApprovalSnapshot(Protocol):
+    """The recorded sign-off the webhook admits from (``modelgate.inventory.registry``):
+    in memory, refreshed in the background, never a database round trip per admission."""
+
+    def entry_for(self, workload: Workload) -> Mapping[str, Any]: ...
+
+    def admitting(
+        self, entry: Mapping[str, Any], workload: Workload, *, today: date, config: PolicyConfig
+    ) -> tuple[Mapping[str, Any], ...]: ...
+
+    def status(self) -> Mapping[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 class Metrics:
@@ -288,10 +304,12 @@ class WebhookState:
         recorder: EventRecorder,
         *,
         reload_in_background: bool = True,
+        registry: ApprovalSnapshot | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.recorder = recorder
+        self.registry = registry
         self.metrics = Metrics()
         self._probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelgate-ready")
         self._probe_lock = threading.Lock()
@@ -370,6 +388,10 @@ class WebhookState:
                 database = "the inventory database does not answer"
         if database is not None and not self._spool_keeps_ready():
             reasons.append(database)
+        if self.registry is not None and not self.registry.status().get("loaded"):
+            reasons.append(
+                f"no approval snapshot loaded yet: {self.registry.status().get('error')}"
+            )
         return reasons
 
     def spool_usage(self) -> tuple[int, float] | None:
@@ -493,8 +515,13 @@ class WebhookState:
                 f"modelgate is overloaded: the review waited {waited:.1f}s for a free thread"
             )
             return self.failure_decision(req, kind, namespace, name, workload, busy)
+        registry = self.registry.entry_for(workload) if self.registry is not None else None
         policy_input = build_input(
-            request=req, workload=workload, mode="admission", enforcement=enforcement
+            request=req,
+            workload=workload,
+            mode="admission",
+            enforcement=enforcement,
+            registry=registry,
         )
         deadline = arrival + self.settings.policy_timeout_seconds
         try:
@@ -519,6 +546,19 @@ class WebhookState:
             enforcement=result.enforcement or enforcement or "enforce",
             bundle_digest=result.bundle_digest or self._digest(),
         )
+        if (
+            registry is not None
+            and self.registry is not None
+            and result.allowed
+            and result.is_model
+        ):
+            admitted = self.registry.admitting(
+                registry,
+                workload,
+                today=date.fromisoformat(policy_input["today"]),
+                config=self.engine.config,
+            )
+            event = replace(event, approvals=tuple(dict(a) for a in admitted))
         message = None if result.allowed else format_denial(kind, namespace, name, problems)
         return Decision(event=event, message=message)
 
@@ -610,6 +650,8 @@ class WebhookState:
     def close(self, timeout: float = 5.0) -> None:
         """Stop reloading, flush the recorder (at most ``timeout`` s), close the engine."""
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
+        if self.registry is not None:
+            self.registry.close()
         try:
             self.recorder.close(timeout=timeout)
         except Exception as e:
@@ -635,18 +677,34 @@ def _default_recorder(settings: Settings) -> EventRecorder:
     return recorder
 
 
+def _default_registry(settings: Settings) -> ApprovalSnapshot | None:
+    """The approval snapshot for ``MODELGATE_APPROVAL_SOURCE=inventory`` (None: annotation)."""
+    if settings.approval_source != "inventory":
+        return None
+    from modelgate.inventory.registry import ApprovalRegistry
+
+    registry: ApprovalSnapshot = ApprovalRegistry.from_settings(settings).start()
+    return registry
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     engine: PolicyEngine | None = None,
     recorder: EventRecorder | None = None,
     reload_in_background: bool = True,
+    registry: ApprovalSnapshot | None = None,
 ) -> Flask:
-    """Build the webhook app. The engine and recorder are created here unless injected."""
+    """Build the webhook app. The engine, recorder and approval snapshot are created here
+    unless injected."""
     settings = settings or Settings.from_env()
     engine = engine if engine is not None else _default_engine(settings)
     recorder = recorder if recorder is not None else _default_recorder(settings)
-    state = WebhookState(settings, engine, recorder, reload_in_background=reload_in_background)
+    if registry is None:
+        registry = _default_registry(settings)
+    state = WebhookState(
+        settings, engine, recorder, reload_in_background=reload_in_background, registry=registry
+    )
 
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -739,9 +797,10 @@ def create_app(
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
         reasons = state.not_ready_reasons()
+        approvals = dict(state.registry.status()) if state.registry is not None else None
         if reasons:
-            return jsonify(status="not ready", reasons=reasons), 503
-        return jsonify(status="ready", bundle_digest=state._digest()), 200
+            return jsonify(status="not ready", reasons=reasons, approvals=approvals), 503
+        return jsonify(status="ready", bundle_digest=state._digest(), approvals=approvals), 200
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -20,9 +20,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
-from modelgate import evidence, readiness
+from modelgate import approvals, evidence, readiness
 from modelgate.compliance import is_overdue, is_recorded, worst_first
-from modelgate.inventory import audit, chain, queries
+from modelgate.inventory import audit, chain, queries, signoff
 from modelgate.inventory.db import Database, InventoryError
 from modelgate.inventory.records import FindingRecord, ScanRecord, deployment_id, jsonable
 from policies.config import PolicyConfig
@@ -114,6 +114,8 @@ class ExportDocument(TypedDict):
     summary: dict[str, Any]  # top_risks (worst first), by_severity, overdue
     changes: dict[str, Any]
     coverage: dict[str, Any]  # modelgate.evidence.Coverage
+    #: exemptions recorded through the API (ExemptionRecord as JSON, with who granted them)
+    recorded_exemptions: list[dict[str, Any]]
 
 
 def _finding(f: FindingRecord, today: date | None = None) -> ExportFinding:
@@ -358,6 +360,9 @@ def build_export(
     if scan is None:
         raise ExportError(f"no scan with id {scan_id}")
     models = report_models(db)
+    recorded_exemptions, recorded = attach_sign_off(models, db, config, today)
+    if sign_offs is None:
+        sign_offs = recorded
     findings = [_finding(f, today) for f in audit.scan_findings_of(db, scan_id)]
     clusters = sorted({str(s.get("cluster")) for s in scan["sources"]}) or list(
         scan["summary"].get("clusters", [])
@@ -399,6 +404,7 @@ def build_export(
         scope=scope_of(scan, previous, decisions, method),
         summary=summary_of(findings, config),
         changes=changes_since(db, scan, previous, today),
+        recorded_exemptions=recorded_exemptions,
         coverage=dict(
             evidence.coverage(models, config, log_intact=integrity["intact"], sign_offs=sign_offs)
         ),
@@ -412,6 +418,44 @@ def _inventory_counts(db: Database) -> dict[str, int]:
         "versions": counts["versions"],
         "live_deployments": counts["live_deployments"],
     }
+
+
+def attach_sign_off(
+    models: list[dict[str, Any]], db: Database, config: PolicyConfig, today: date
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], evidence.SignOff]]:
+    """Give each model its recorded sign-off (``approvals``: every version's approval history
+    with who, when, evidence, expiry and status, newest first; ``sign_off``: version -> state);
+    return every recorded exemption (with who granted it) and, per (model, version), the
+    newest current approval (the accountable approver and sign-off date of the evidence)."""
+    by_model: dict[str, list[signoff.VersionSignOff]] = {}
+    for v in signoff.sign_offs(db, today=today, config=config):
+        by_model.setdefault(v.model, []).append(v)
+    exemptions: list[dict[str, Any]] = []
+    signed: dict[tuple[str, str], evidence.SignOff] = {}
+    for m in models:
+        versions = by_model.get(m["name"], [])
+        history = sorted(
+            (a for v in versions for a in v.approvals),
+            key=lambda a: (a["created"], a["id"]),
+            reverse=True,
+        )
+        m["approvals"] = jsonable(history)
+        m["sign_off"] = {
+            v.version: {"state": v.state.state, "reason": v.state.reason} for v in versions
+        }
+        exemptions.extend(jsonable(e) for v in versions for e in v.exemptions)
+        for v in versions:
+            current = [
+                a
+                for a in v.approvals
+                if a["decision"] == approvals.APPROVED and a["status"] == approvals.CURRENT
+            ]
+            if current:  # newest first
+                signed[(v.model, v.version)] = evidence.SignOff(
+                    approver=current[0]["approver"],
+                    date=current[0]["created"].astimezone(UTC).date().isoformat(),
+                )
+    return exemptions, signed
 
 
 def report_models(db: Database, history_limit: int = 20) -> list[dict[str, Any]]:

@@ -310,6 +310,7 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
         "export_digest": digest,
         "export_size": size,
         "models": models,
+        "recorded_exemptions": doc.get("recorded_exemptions", []),
         "tiers": list(tier_rows.items()),
         "finding_types": finding_types,
         "findings_total": len(doc["findings"]),

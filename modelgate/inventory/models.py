@@ -10,6 +10,12 @@ migration) refuses UPDATE and DELETE on both SQLite and PostgreSQL. It is a hash
 :mod:`modelgate.inventory.chain`), whose head is kept in ``log_heads`` and whose signed
 checkpoints are ``log_checkpoints`` (append-only too).
 
+``Approval``, ``Exemption`` and ``RecordedCertification`` are the sign-off recorded through
+the API (only their revocation fields ever change); ``ApprovalLogEntry`` is the approval log,
+one row per write (register, approve, reject, revoke, exempt, certify), append-only like the
+decision log. On PostgreSQL a write to the sign-off tables notifies the channel
+:data:`REGISTRY_CHANNEL`, so webhooks reload their approval snapshot at once.
+
 ``ScanRun`` and ``Finding`` are the auditor's: one row per ``modelgate audit`` scan, and the
 findings tracked across scans (``audit_scan_findings`` links each scan to what it saw).
 Every table of the inventory is defined here, on the one :class:`~modelgate.inventory.base.Base`.
@@ -138,6 +144,9 @@ class ModelVersion(Base):
     raw_metadata: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     first_admitted: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_admitted: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: who registered the version through the API (None: first seen at admission)
+    registered_by: Mapped[str | None] = mapped_column(Text)
+    registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     model: Mapped[Model] = relationship(back_populates="versions")
     training_run: Mapped[TrainingRun | None] = relationship(back_populates="model_versions")
@@ -245,6 +254,104 @@ class Decision(ChainedEntry, Base):
     #: True when the caller presented a client certificate the webhook verified (mutual TLS),
     #: None when the webhook does not verify callers (and for rows older than 0003)
     caller_verified: Mapped[bool | None] = mapped_column(Boolean)
+    #: the recorded sign-off that admitted the model: [{"type": "approval"|"exemption", "id"}]
+    approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+
+
+# --- sign-off: approvals, exemptions, recorded certifications, the approval log ---------
+
+
+class Approval(Base):
+    """An approver's decision (approved / rejected) on a model version."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        BigID, ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    decision: Mapped[str] = mapped_column(Text)  # approved / rejected
+    approver: Mapped[str] = mapped_column(Text)
+    approver_email: Mapped[str | None] = mapped_column(Text)
+    approver_groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    expires: Mapped[date | None] = mapped_column(Date)
+    #: {"clusters": [...], "namespaces": [...]}; an empty or absent list means every one
+    scope: Mapped[dict[str, list[str]] | None] = mapped_column(JSONType)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(Text)
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class Exemption(Base):
+    """An approver's exemption of a model version from approval, until it expires."""
+
+    __tablename__ = "exemptions"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        BigID, ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    granted_by: Mapped[str] = mapped_column(Text)
+    granted_by_groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text)
+    expires: Mapped[date] = mapped_column(Date)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(Text)
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class RecordedCertification(Base):
+    """A certification an approver recorded for a model version (with its evidence)."""
+
+    __tablename__ = "recorded_certifications"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        BigID, ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(Text)
+    expires: Mapped[date] = mapped_column(Date)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(Text)
+    recorded_by_groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(Text)
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class ApprovalLogEntry(Base):
+    """One write of sign-off data. Append-only; every content field is a plain column (lists
+    and scopes as canonical JSON text) so the log can be hash-chained."""
+
+    __tablename__ = "approval_log"
+    __table_args__ = (Index(None, "model", "version"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    #: register / approve / reject / revoke / exempt / certify
+    action: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    actor_groups: Mapped[str] = mapped_column(Text, default="")  # comma-separated
+    model: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    #: what the write made or changed: approval / exemption / certification / version
+    record_type: Mapped[str] = mapped_column(Text)
+    record_id: Mapped[int | None] = mapped_column(BigID)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[str] = mapped_column(Text, default="[]")  # canonical JSON list
+    expires: Mapped[str | None] = mapped_column(Text)  # YYYY-MM-DD
+    scope: Mapped[str | None] = mapped_column(Text)  # canonical JSON object
 
 
 # --- audit: scan runs and findings -----------------------------------------------------
@@ -415,16 +522,6 @@ SQLITE_APPEND_ONLY_DROP = [
     f"DROP TRIGGER IF EXISTS decisions_no_{op}" for op in ("update", "delete")
 ]
 
-POSTGRES_APPEND_ONLY = [
-    f"""CREATE OR REPLACE FUNCTION decisions_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}' USING ERRCODE = 'insufficient_privilege';
-END
-$$""",
-    """CREATE TRIGGER decisions_append_only BEFORE UPDATE OR DELETE ON decisions
-FOR EACH ROW EXECUTE FUNCTION decisions_append_only()""",
-]
 POSTGRES_APPEND_ONLY_DROP = [
     "DROP TRIGGER IF EXISTS decisions_append_only ON decisions",
     "DROP FUNCTION IF EXISTS decisions_append_only()",
@@ -444,3 +541,58 @@ for _table, _sqlite, _postgres in (
         event.listen(_table, "after_create", DDL(_stmt).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
     for _stmt in _postgres:
         event.listen(_table, "after_create", DDL(_stmt).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+
+# --- the approval log: append-only the same way; sign-off writes notify the webhooks ------
+
+APPROVAL_LOG_APPEND_ONLY_MESSAGE = "the approval log is append-only"
+
+SQLITE_APPROVAL_LOG_APPEND_ONLY, _POSTGRES_APPROVAL_LOG_APPEND_ONLY = append_only_triggers(
+    "approval_log", APPROVAL_LOG_APPEND_ONLY_MESSAGE
+)
+SQLITE_APPROVAL_LOG_APPEND_ONLY_DROP = [
+    f"DROP TRIGGER IF EXISTS approval_log_no_{op}" for op in ("update", "delete")
+]
+
+#: the PostgreSQL channel a sign-off write notifies (payload: the table)
+REGISTRY_CHANNEL = "modelgate_registry"
+REGISTRY_TABLES = ("approvals", "exemptions", "recorded_certifications")
+
+POSTGRES_APPROVAL_LOG = [
+    *_POSTGRES_APPROVAL_LOG_APPEND_ONLY,
+    f"""CREATE OR REPLACE FUNCTION modelgate_registry_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('{REGISTRY_CHANNEL}', TG_TABLE_NAME);
+  RETURN NULL;
+END
+$$""",
+]
+POSTGRES_REGISTRY_TRIGGER = """CREATE TRIGGER {table}_registry_notify
+AFTER INSERT OR UPDATE OR DELETE ON {table}
+FOR EACH STATEMENT EXECUTE FUNCTION modelgate_registry_notify()"""
+POSTGRES_APPROVAL_LOG_DROP = [
+    *(f"DROP TRIGGER IF EXISTS {t}_registry_notify ON {t}" for t in REGISTRY_TABLES),
+    "DROP FUNCTION IF EXISTS modelgate_registry_notify()",
+    "DROP TRIGGER IF EXISTS approval_log_append_only ON approval_log",
+    "DROP FUNCTION IF EXISTS approval_log_append_only()",
+]
+
+for _stmt in SQLITE_APPROVAL_LOG_APPEND_ONLY:
+    event.listen(
+        ApprovalLogEntry.__table__,
+        "after_create",
+        DDL(_stmt).execute_if(dialect="sqlite"),  # type: ignore[no-untyped-call]
+    )
+for _stmt in POSTGRES_APPROVAL_LOG:
+    event.listen(
+        ApprovalLogEntry.__table__,
+        "after_create",
+        DDL(_stmt).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+    )
+for _registry_table in REGISTRY_TABLES:
+    # after every table exists
+    event.listen(
+        Base.metadata,
+        "after_create",
+        DDL(POSTGRES_REGISTRY_TRIGGER.format(table=_registry_table)).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+    )

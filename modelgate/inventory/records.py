@@ -9,6 +9,7 @@ calendar days are ``date`` values; :func:`jsonable` turns a record into JSON-rea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -17,13 +18,17 @@ from modelgate.compliance import is_live, is_recorded
 
 if TYPE_CHECKING:
     from modelgate.inventory.models import (
+        Approval,
+        ApprovalLogEntry,
         CapacitySample,
         Certification,
         Decision,
         Deployment,
+        Exemption,
         Finding,
         Model,
         ModelVersion,
+        RecordedCertification,
         ScanRun,
         TrainingRun,
     )
@@ -82,6 +87,8 @@ class VersionRecord(TypedDict):
     first_admitted: datetime
     last_admitted: datetime
     metadata: dict[str, str]  # every modelgate.dev/* value as admitted
+    registered_by: str | None  # who registered it through the API (None: seen at admission)
+    registered_at: datetime | None
 
 
 class LineageEdge(TypedDict):
@@ -134,6 +141,82 @@ class DecisionRecord(TypedDict):
     bundle_digest: str
     engine: str
     error: str | None
+    #: the recorded sign-off that admitted it: [{"type": "approval"|"exemption", "id": n}]
+    approvals: list[dict[str, Any]]
+
+
+class Scope(TypedDict, total=False):
+    """Where an approval holds; an absent or empty list means everywhere."""
+
+    clusters: list[str]
+    namespaces: list[str]
+
+
+class ApprovalRecord(TypedDict):
+    id: int
+    model: str
+    version: str
+    decision: str  # approved / rejected
+    approver: str
+    approver_email: str | None
+    approver_groups: list[str]
+    created: datetime
+    reason: str
+    evidence: list[str]
+    expires: date | None
+    scope: Scope | None
+    #: modelgate.approvals.approval_status: current / expired / revoked / superseded
+    status: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class ExemptionRecord(TypedDict):
+    id: int
+    model: str
+    version: str
+    granted_by: str
+    granted_by_groups: list[str]
+    created: datetime
+    reason: str
+    expires: date
+    status: str  # current / expired / revoked
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class RecordedCertificationRecord(TypedDict):
+    id: int
+    model: str
+    version: str
+    name: str
+    expires: date
+    evidence: str | None
+    recorded_by: str
+    recorded_by_groups: list[str]
+    created: datetime
+    status: str  # current / expired / revoked
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class ApprovalLogRecord(TypedDict):
+    id: int
+    time: datetime
+    action: str  # register / approve / reject / revoke / exempt / certify
+    actor: str
+    actor_groups: list[str]
+    model: str
+    version: str
+    record_type: str  # approval / exemption / certification / version
+    record_id: int | None
+    reason: str
+    evidence: list[str]
+    expires: str | None
+    scope: dict[str, Any] | None
 
 
 class FindingInput(TypedDict):
@@ -278,11 +361,16 @@ def version_record(v: ModelVersion, model: str) -> VersionRecord:
         first_admitted=v.first_admitted,
         last_admitted=v.last_admitted,
         metadata=dict(v.raw_metadata or {}),
+        registered_by=v.registered_by,
+        registered_at=v.registered_at,
     )
 
 
 def newest_first(versions: Iterable[ModelVersion]) -> list[ModelVersion]:
-    return sorted(versions, key=lambda v: (v.last_admitted, v.id), reverse=True)
+    """Most recently admitted first; versions only registered (never deployed) after them."""
+    return sorted(
+        versions, key=lambda v: (bool(v.deployments), v.last_admitted, v.id), reverse=True
+    )
 
 
 def model_record(m: Model) -> ModelRecord:
@@ -385,6 +473,96 @@ def decision_record(d: Decision) -> DecisionRecord:
         bundle_digest=d.bundle_digest,
         engine=d.engine,
         error=d.error,
+        approvals=[dict(a) for a in d.approvals or []],
+    )
+
+
+def _scope(raw: Any) -> Scope | None:
+    if not isinstance(raw, Mapping):
+        return None
+    scope = Scope()
+    for key in ("clusters", "namespaces"):
+        values = raw.get(key)
+        if isinstance(values, list) and values:
+            scope[key] = [str(v) for v in values]  # type: ignore[literal-required]
+    return scope or None
+
+
+def approval_record(a: Approval, model: str, version: str, status: str = "") -> ApprovalRecord:
+    return ApprovalRecord(
+        id=a.id,
+        model=model,
+        version=version,
+        decision=a.decision,
+        approver=a.approver,
+        approver_email=a.approver_email,
+        approver_groups=list(a.approver_groups or []),
+        created=a.created,
+        reason=a.reason,
+        evidence=list(a.evidence or []),
+        expires=a.expires,
+        scope=_scope(a.scope),
+        status=status,
+        revoked_at=a.revoked_at,
+        revoked_by=a.revoked_by,
+        revoke_reason=a.revoke_reason,
+    )
+
+
+def exemption_record(e: Exemption, model: str, version: str, status: str = "") -> ExemptionRecord:
+    return ExemptionRecord(
+        id=e.id,
+        model=model,
+        version=version,
+        granted_by=e.granted_by,
+        granted_by_groups=list(e.granted_by_groups or []),
+        created=e.created,
+        reason=e.reason,
+        expires=e.expires,
+        status=status,
+        revoked_at=e.revoked_at,
+        revoked_by=e.revoked_by,
+        revoke_reason=e.revoke_reason,
+    )
+
+
+def recorded_certification_record(
+    c: RecordedCertification, model: str, version: str, status: str = ""
+) -> RecordedCertificationRecord:
+    return RecordedCertificationRecord(
+        id=c.id,
+        model=model,
+        version=version,
+        name=c.name,
+        expires=c.expires,
+        evidence=c.evidence,
+        recorded_by=c.recorded_by,
+        recorded_by_groups=list(c.recorded_by_groups or []),
+        created=c.created,
+        status=status,
+        revoked_at=c.revoked_at,
+        revoked_by=c.revoked_by,
+        revoke_reason=c.revoke_reason,
+    )
+
+
+def approval_log_record(e: ApprovalLogEntry) -> ApprovalLogRecord:
+    evidence = json.loads(e.evidence) if e.evidence else []
+    scope = json.loads(e.scope) if e.scope else None
+    return ApprovalLogRecord(
+        id=e.id,
+        time=e.time,
+        action=e.action,
+        actor=e.actor,
+        actor_groups=[g for g in e.actor_groups.split(",") if g],
+        model=e.model,
+        version=e.version,
+        record_type=e.record_type,
+        record_id=e.record_id,
+        reason=e.reason,
+        evidence=[str(x) for x in evidence] if isinstance(evidence, list) else [],
+        expires=e.expires,
+        scope=scope if isinstance(scope, dict) else None,
     )
 
 

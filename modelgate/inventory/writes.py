@@ -2,7 +2,11 @@
 
 :func:`apply_events` appends every decision to the decision log and, for admitted models,
 upserts model, version (metadata, datasets, training run, certifications) and deployment,
-coalesced per entity; :func:`mark_deleted` follows admitted deletions. Writes are
+coalesced per entity; :func:`mark_deleted` follows admitted deletions. A model denied in a
+namespace that is checked (enforcement ``enforce`` or ``warn``) registers its version as
+``pending-review`` with its metadata when the inventory does not hold it yet, so approvers see
+what waits for them (:func:`register_version_rows`, also what the API's registration uses).
+Writes are
 order-tolerant: a replayed older event never overwrites newer metadata, and an event
 already recorded (same id) is skipped as a whole.
 
@@ -13,6 +17,9 @@ out before sequence numbers are given (no gaps) and concurrent writers never for
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,6 +32,7 @@ from modelgate.compliance import DELETED, NOT_LIVE_STATUSES
 from modelgate.events import AdmissionEvent, SubmittedEvent, utc
 from modelgate.inventory import chain
 from modelgate.inventory.models import (
+    ApprovalLogEntry,
     Certification,
     Dataset,
     Decision,
@@ -89,6 +97,7 @@ def _decision_row(item: SubmittedEvent, md: ParsedMetadata | None) -> dict[str, 
         "engine": clean(ev.engine),
         "error": clean(ev.error) if ev.error is not None else None,
         "caller_verified": ev.caller_verified,
+        "approvals": [dict(a) for a in ev.approvals] or None,
     }
 
 
@@ -148,6 +157,7 @@ def apply_events(session: Session, items: Sequence[SubmittedEvent]) -> None:
         fresh = _insert_decisions(session, parsed)
         admissions: list[tuple[int, AdmissionEvent, ParsedMetadata]] = []
         deletes: list[AdmissionEvent] = []
+        denials: list[tuple[AdmissionEvent, ParsedMetadata]] = []
         for n, (item, md) in enumerate(parsed):
             if item.event_id not in fresh:
                 continue  # a replay of an event already recorded (all of it, atomically)
@@ -156,11 +166,139 @@ def apply_events(session: Session, items: Sequence[SubmittedEvent]) -> None:
                 admissions.append((n, ev, md))
             elif ev.operation == "DELETE" and ev.allowed:
                 deletes.append(ev)
+            elif _registers_pending(ev, md):
+                assert md is not None
+                denials.append((ev, md))
         versions = _upsert_models(session, admissions)
         _upsert_deployments(session, admissions, versions)
         for ev in sorted(deletes, key=lambda e: utc(e.time)):
             mark_deleted(session, ev)
+        for ev, md in sorted(denials, key=lambda d: utc(d[0].time)):
+            _register_denied(session, ev, md)
     session.flush()
+
+
+#: the compliance status of a version registered before any admission
+PENDING_REVIEW = "pending-review"
+#: model names a denial may register (the policy's DNS-style rule; others are only logged)
+_MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$")
+
+
+def _registers_pending(ev: AdmissionEvent, md: ParsedMetadata | None) -> bool:
+    return (
+        not ev.allowed
+        and ev.is_model
+        and ev.error is None  # an engine failure says nothing about the model
+        and ev.operation in ("CREATE", "UPDATE")
+        and ev.enforcement in ("enforce", "warn")
+        and md is not None
+        and bool(md.model_name)
+        and _MODEL_NAME.match(md.model_name or "") is not None
+        and bool(md.version)
+    )
+
+
+def find_version(session: Session, model: str, version: str) -> ModelVersion | None:
+    return session.scalars(
+        select(ModelVersion)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .where(Model.name == model, ModelVersion.version == version)
+    ).first()
+
+
+def register_version_rows(
+    session: Session,
+    md: ParsedMetadata,
+    when: datetime,
+    *,
+    registered_by: str | None,
+) -> ModelVersion:
+    """Insert the version ``md`` describes (and its model) as ``pending-review``; the caller
+    made sure it is not there yet."""
+    assert md.model_name
+    model: Model = _get_or_create(
+        session, Model, {"name": md.model_name}, owner=md.owner, created_at=when, updated_at=when
+    )
+    pending = dataclasses.replace(
+        md, compliance_status=PENDING_REVIEW, raw={**md.raw, "compliance-status": PENDING_REVIEW}
+    )
+    version: ModelVersion = _get_or_create(
+        session,
+        ModelVersion,
+        {"model_id": model.id, "version": md.version},
+        owner=md.owner,
+        compliance_status=PENDING_REVIEW,
+        risk_tier=md.risk_tier,
+        metrics={},
+        raw_metadata={},
+        first_admitted=when,
+        last_admitted=when,
+        registered_by=registered_by,
+        registered_at=when,
+    )
+    _update_version(session, version, pending, when)
+    return version
+
+
+def _register_denied(session: Session, ev: AdmissionEvent, md: ParsedMetadata) -> None:
+    assert md.model_name
+    if find_version(session, md.model_name, md.version) is not None:
+        return
+    when = utc(ev.time)
+    version = register_version_rows(session, md, when, registered_by=None)
+    where = f"{ev.kind} {ev.namespace}/{ev.name}" if ev.namespace else f"{ev.kind} {ev.name}"
+    append_log(
+        session,
+        time=when,
+        action="register",
+        actor=clean(ev.user) or "system:unknown",
+        actor_groups=(),
+        model=md.model_name,
+        version=md.version,
+        record_type="version",
+        record_id=version.id,
+        reason=f"registered as pending-review by a denied admission of {where} ({ev.cluster})",
+    )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def append_log(
+    session: Session,
+    *,
+    time: datetime,
+    action: str,
+    actor: str,
+    actor_groups: Iterable[str],
+    model: str,
+    version: str,
+    record_type: str,
+    record_id: int | None,
+    reason: str = "",
+    evidence: Iterable[str] = (),
+    expires: str | None = None,
+    scope: Any = None,
+) -> ApprovalLogEntry:
+    """Append one entry to the approval log (in the caller's transaction)."""
+    entry = ApprovalLogEntry(
+        time=utc(time),
+        action=action,
+        actor=clean(actor),
+        actor_groups=",".join(clean(g).replace(",", " ") for g in actor_groups),
+        model=clean(model),
+        version=clean(version),
+        record_type=record_type,
+        record_id=record_id,
+        reason=clean(reason),
+        evidence=_canonical([clean(e) for e in evidence]),
+        expires=expires,
+        scope=_canonical(scope) if scope else None,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
 
 
 _Admission = tuple[int, AdmissionEvent, ParsedMetadata]
@@ -210,7 +348,11 @@ def _upsert_models(
                 last_admitted=last,
             )
             is_newest = last >= version.last_admitted
-            version.first_admitted = min(version.first_admitted, first)
+            if version.registered_at is not None and not version.deployments:
+                # registered, never admitted before: admission times start now
+                version.first_admitted = first
+            else:
+                version.first_admitted = min(version.first_admitted, first)
             version.last_admitted = max(version.last_admitted, last)
             if is_newest and version.raw_metadata != md.raw:
                 _update_version(session, version, md, last)

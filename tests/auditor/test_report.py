@@ -50,6 +50,12 @@ FINDING_KEYS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _annotation_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These reports judge the annotations; recorded sign-off: tests/auditor/test_signoff.py."""
+    monkeypatch.setenv("MODELGATE_APPROVAL_SOURCE", "annotation")
+
+
 @pytest.fixture
 def scenario(
     tmp_path: Path, sqlite_db: Database, sqlite_url: str, monkeypatch: pytest.MonkeyPatch

@@ -30,7 +30,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     workdir: Path = tmp_path_factory.mktemp("bench")
     url = f"sqlite:///{workdir / 'inventory.db'}"
     upgrade(url)
-    settings = Settings(database_url=url, spool_dir=workdir / "spool")
+    settings = Settings(database_url=url, spool_dir=workdir / "spool", approval_source="annotation")
     app = create_app(
         settings,
         engine=engine_for(settings),

@@ -54,7 +54,7 @@ COMPLIANT = {
 def _evaluate(policy_dir: Path, annotations: dict[str, str]) -> dict[str, Any]:
     env = {**os.environ, "MODELGATE_POLICY_DIR": str(policy_dir)}
     proc = subprocess.run(
-        [MODELGATE, "evaluate", "-f", "-", "--output", "json"],
+        [MODELGATE, "evaluate", "-f", "-", "--output", "json", "--approval-source", "annotation"],
         input=_manifest(annotations),
         env=env,
         capture_output=True,

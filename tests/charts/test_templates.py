@@ -527,7 +527,8 @@ def test_migrations_can_be_turned_off() -> None:
 
 
 def test_auditor_cronjob_uses_a_read_only_cluster_role() -> None:
-    objs = render(sets={"auditor.schedule": "*/30 * * * *"})
+    # (the sign-off ClusterRoles: tests/charts/test_signoff_values.py)
+    objs = render(sets={"auditor.schedule": "*/30 * * * *", "rbac.roles": "false"})
     cron = one(objs, "CronJob")
     assert cron["spec"]["schedule"] == "*/30 * * * *"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -548,7 +549,7 @@ def test_auditor_cronjob_uses_a_read_only_cluster_role() -> None:
 
 
 def test_auditor_can_be_turned_off() -> None:
-    objs = render(sets={"auditor.enabled": "false"})
+    objs = render(sets={"auditor.enabled": "false", "rbac.roles": "false"})
     for kind in ("CronJob", "ClusterRole", "ClusterRoleBinding"):
         assert not by_kind(objs, kind)
 

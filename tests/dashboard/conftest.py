@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 from auditor.discovery import create_sources
 from auditor.reconcile import Reconciler
 from dashboard.app import create_app
+from modelgate.identity.tokens import write_token_file
 from modelgate.inventory.db import Database
 from modelgate.settings import Settings
 from policies.engines import PolicyEngine
@@ -138,10 +140,29 @@ def run_scan(
     Reconciler(db, engine).scan(create_sources("manifests", {"paths": [snap]}))
 
 
+VIEWER_TOKEN = "dashboard-test-viewer-token"
+
+
+def viewer_token_file() -> Path:
+    """A token file with one viewer (group ``auditors``); the dashboard needs a caller."""
+    path = Path(tempfile.mkdtemp(prefix="modelgate-tokens-")) / "tokens.csv"
+    return write_token_file(path, [(VIEWER_TOKEN, "auditor@example.com", ["auditors"])])
+
+
 def make_client(url: str) -> tuple[Flask, FlaskClient]:
-    app = create_app(Settings.from_env({}, database_url=url))
+    """The dashboard for ``url``; its test client sends a viewer's bearer token."""
+    app = create_app(
+        Settings.from_env(
+            {},
+            database_url=url,
+            token_file=str(viewer_token_file()),
+            role_groups="viewer=auditors",
+        )
+    )
     app.testing = True
-    return app, app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {VIEWER_TOKEN}"
+    return app, client
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ def test_dashboard_command_serves_pages_and_healthz(
     env = {
         **os.environ,
         "MODELGATE_DATABASE_URL": sqlite_url,
+        "MODELGATE_ALLOW_ANONYMOUS": "true",  # authentication: tests/dashboard/test_api_auth.py
         "HOME": str(tmp_path),
         "PYTHONPATH": str(REPO_ROOT),
     }
@@ -63,7 +64,7 @@ def test_dashboard_command_serves_pages_and_healthz(
         page = requests.get(f"{base}/models", timeout=30)
         assert page.status_code == 200
         assert "credit-scorer" in page.text and "fraud-detector" in page.text
-        api = requests.get(f"{base}/api/overview", timeout=30).json()
+        api = requests.get(f"{base}/api/v1/overview", timeout=30).json()
         assert api["counts"]["models"] == 3
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -80,7 +81,7 @@ def test_dashboard_help_and_bad_database_url() -> None:
     assert "dashboard" in runner.invoke(main, ["--help"]).output
     help_text = runner.invoke(main, ["dashboard", "--help"]).output
     assert "--host" in help_text and "127.0.0.1" in help_text and "8080" in help_text
-    assert "authenticates" in help_text
+    assert "authenticated inventory API" in help_text and "MODELGATE_TOKEN_FILE" in help_text
     bad = runner.invoke(main, ["dashboard"], env={"MODELGATE_DATABASE_URL": "mysql://x/y"})
     assert bad.exit_code == 1
     assert "MODELGATE_DATABASE_URL: unsupported database 'mysql'" in bad.output

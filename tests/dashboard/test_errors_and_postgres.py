@@ -29,7 +29,7 @@ def test_database_down_is_a_503_page_never_a_traceback() -> None:
         assert "Database unavailable" in html
         assert "127.0.0.1" in html and "s3cret-pw" not in html
         assert "Traceback" not in html and "OperationalError" not in html
-    api = client.get("/api/overview")
+    api = client.get("/api/v1/overview")
     assert api.status_code == 503
     assert api.headers["Retry-After"] == "10"
     assert "does not answer" in api.get_json()["error"]
@@ -57,18 +57,18 @@ def test_pages_on_real_postgresql(
         seed_inventory(db)
         run_scan(db, engine, tmp_path)
         _, client = make_client(postgres_db_url)
-        data = client.get("/api/overview").get_json()
+        data = client.get("/api/v1/overview").get_json()
         # the scan did not find churn running: not live
         assert data["counts"] == {"models": 3, "versions": 3, "live_deployments": 2}
         assert data["documentation"]["percent"] == 50
         assert data["readiness"]["status"] == "not ready"
-        models = client.get("/api/models?q=Bureau-2025").get_json()
+        models = client.get("/api/v1/models?q=Bureau-2025").get_json()
         assert [m["name"] for m in models] == ["credit-scorer"]
         html = client.get("/models/credit-scorer").get_data(as_text=True)
         assert "prod/ml/Deployment/scorer" in html and "EU-AI-Act" in html
-        denied = client.get("/api/decisions?decision=denied&namespace=growth").get_json()
+        denied = client.get("/api/v1/decisions?decision=denied&namespace=growth").get_json()
         assert [d["name"] for d in denied["decisions"]] == ["shadow"]
-        findings = client.get("/api/findings?type=orphan").get_json()["findings"]
+        findings = client.get("/api/v1/findings?type=orphan").get_json()["findings"]
         assert [f["name"] for f in findings] == ["rogue"]
         assert client.get("/readyz").status_code == 200
     finally:
@@ -78,7 +78,7 @@ def test_pages_on_real_postgresql(
 def test_missing_sqlite_file_is_reported_and_never_created(tmp_path: Path) -> None:
     path = tmp_path / "typo.db"
     _, client = make_client(f"sqlite:///{path}")
-    for url in ("/", "/api/models", "/readyz"):
+    for url in ("/", "/api/v1/models", "/readyz"):
         response = client.get(url)
         assert response.status_code == 503, url
         assert "does not exist" in response.get_data(as_text=True)

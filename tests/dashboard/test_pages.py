@@ -38,7 +38,7 @@ def _bars(svg_rows: list[dict[str, object]]) -> dict[object, object]:
 def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
     scanned_client: FlaskClient,
 ) -> None:
-    data = scanned_client.get("/api/overview").get_json()
+    data = scanned_client.get("/api/v1/overview").get_json()
     # the scan did not find churn running: live means running per the latest scan (or
     # admitted since), so 2 of the 3 recorded deployments are live
     assert data["counts"] == {"models": 3, "versions": 3, "live_deployments": 2}
@@ -61,6 +61,8 @@ def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
         "retired": 1,
         "expiring-certification": 1,
         "missing-metadata": 0,
+        "unapproved": 0,  # the scan judges the annotations (Reconciler's default)
+        "expiring-approval": 0,
     }
     readiness = data["readiness"]
     assert readiness["status"] == "not ready"
@@ -105,7 +107,7 @@ def test_empty_inventory_shows_helpful_empty_states(empty_client: FlaskClient) -
     assert "holds no model yet" in _text(empty_client, "/models")
     assert "No admission decision recorded yet" in _text(empty_client, "/decisions")
     assert "No open finding" in _text(empty_client, "/findings")
-    data = empty_client.get("/api/overview").get_json()
+    data = empty_client.get("/api/v1/overview").get_json()
     assert data["counts"] == {"models": 0, "versions": 0, "live_deployments": 0}
     assert data["scan"] is None and data["readiness"]["status"] == "not ready"
     checks = {c["name"]: c for c in data["readiness"]["checks"]}
@@ -116,7 +118,7 @@ def test_empty_inventory_shows_helpful_empty_states(empty_client: FlaskClient) -
 
 
 def _names(client: FlaskClient, query: str) -> list[str]:
-    return [m["name"] for m in client.get(f"/api/models{query}").get_json()]
+    return [m["name"] for m in client.get(f"/api/v1/models{query}").get_json()]
 
 
 def test_models_search_by_name_owner_or_dataset_and_filter_by_tier_and_status(
@@ -151,7 +153,7 @@ def test_model_detail_shows_versions_lineage_certifications_and_decisions(
     assert '<a href="https://models.example.com/credit/card"' in html
     assert "alice@example.com" in html  # the admitting user in recent decisions
 
-    data = seeded_client.get("/api/models/credit-scorer").get_json()
+    data = seeded_client.get("/api/v1/models/credit-scorer").get_json()
     assert [v["version"] for v in data["versions"]] == ["3.2"]
     edges = {(e["source_type"], e["source"], e["target_type"]) for e in data["lineage"]}
     assert ("dataset", "s3://data/credit/bureau-2025.parquet", "training_run") in edges
@@ -164,7 +166,7 @@ def test_model_detail_shows_versions_lineage_certifications_and_decisions(
     missing = seeded_client.get("/models/no-such-model")
     assert missing.status_code == 404
     assert "no model named &#39;no-such-model&#39;" in missing.get_data(as_text=True)
-    assert seeded_client.get("/api/models/no-such-model").get_json() == {
+    assert seeded_client.get("/api/v1/models/no-such-model").get_json() == {
         "error": "no model named 'no-such-model' in the inventory"
     }
 
@@ -196,27 +198,27 @@ def test_untrusted_links_and_markup_are_not_rendered_as_html(
 def test_decisions_filter_by_outcome_and_namespace_and_paginate(
     sqlite_db: Database, seeded_client: FlaskClient
 ) -> None:
-    data = seeded_client.get("/api/decisions").get_json()
+    data = seeded_client.get("/api/v1/decisions").get_json()
     assert data["total"] == 4 and data["pages"] == 1
     assert data["namespaces"] == ["growth", "ml"]
-    denied = seeded_client.get("/api/decisions?decision=denied").get_json()
+    denied = seeded_client.get("/api/v1/decisions?decision=denied").get_json()
     assert [(d["name"], d["allowed"]) for d in denied["decisions"]] == [("shadow", False)]
     assert denied["decisions"][0]["violations"] == [
         "missing required metadata: modelgate.dev/owner"
     ]
-    growth = seeded_client.get("/api/decisions?namespace=growth").get_json()
+    growth = seeded_client.get("/api/v1/decisions?namespace=growth").get_json()
     assert sorted(d["name"] for d in growth["decisions"]) == ["churn", "shadow"]
-    allowed_growth = seeded_client.get("/api/decisions?namespace=growth&decision=allowed")
+    allowed_growth = seeded_client.get("/api/v1/decisions?namespace=growth&decision=allowed")
     assert [d["name"] for d in allowed_growth.get_json()["decisions"]] == ["churn"]
-    scorer = seeded_client.get("/api/decisions?model=credit-scorer").get_json()
+    scorer = seeded_client.get("/api/v1/decisions?model=credit-scorer").get_json()
     assert [d["name"] for d in scorer["decisions"]] == ["scorer"] and scorer["total"] == 1
     assert 'href="/decisions?model=credit-scorer"' in _text(seeded_client, "/models/credit-scorer")
 
     for i in range(55):
         deny(sqlite_db, "prod", deployment(f"batch-{i:02d}", namespace="batch"), ["bad"])
-    page1 = seeded_client.get("/api/decisions?decision=denied").get_json()
+    page1 = seeded_client.get("/api/v1/decisions?decision=denied").get_json()
     assert (page1["total"], page1["pages"], len(page1["decisions"])) == (56, 2, 50)
-    page2 = seeded_client.get("/api/decisions?decision=denied&page=2").get_json()
+    page2 = seeded_client.get("/api/v1/decisions?decision=denied&page=2").get_json()
     assert len(page2["decisions"]) == 6
     seen = [d["name"] for d in page1["decisions"] + page2["decisions"]]
     assert len(set(seen)) == 56  # no row on both pages, none skipped
@@ -238,7 +240,7 @@ def test_bad_query_parameters_are_a_clear_400(seeded_client: FlaskClient) -> Non
         ("/findings?status=closed", "status must be &#39;open&#39;, &#39;resolved&#39;"),
     ):
         assert message in _text(seeded_client, path, status=400), path
-    bad = seeded_client.get("/api/decisions?page=-1")
+    bad = seeded_client.get("/api/v1/decisions?page=-1")
     assert bad.status_code == 400
     assert bad.get_json() == {"error": "page must be a positive integer, not '-1'"}
 
@@ -251,14 +253,14 @@ def test_findings_page_filters_open_resolved_and_type(
     seeded_client: FlaskClient,
 ) -> None:
     run_scan(sqlite_db, engine, tmp_path)
-    open_ = seeded_client.get("/api/findings").get_json()
+    open_ = seeded_client.get("/api/v1/findings").get_json()
     assert sorted((f["type"], f["name"]) for f in open_["findings"]) == [
         ("expiring-certification", "scorer"),
         ("orphan", "rogue"),
         ("retired", "churn"),
     ]
     assert open_["findings"][0]["severity"] == "high"  # worst first
-    orphans = seeded_client.get("/api/findings?type=orphan").get_json()["findings"]
+    orphans = seeded_client.get("/api/v1/findings?type=orphan").get_json()["findings"]
     assert [(f["cluster"], f["namespace"], f["name"]) for f in orphans] == [
         ("prod", "lab", "rogue")
     ]
@@ -266,12 +268,12 @@ def test_findings_page_filters_open_resolved_and_type(
     assert "past the end" in _text(seeded_client, "/findings?page=2")
 
     run_scan(sqlite_db, engine, tmp_path, with_rogue=False)  # the orphan is gone
-    resolved = seeded_client.get("/api/findings?status=resolved").get_json()["findings"]
+    resolved = seeded_client.get("/api/v1/findings?status=resolved").get_json()["findings"]
     assert [(f["type"], f["name"]) for f in resolved] == [("orphan", "rogue")]
     assert resolved[0]["resolved_at"]
     html = _text(seeded_client, "/findings?status=all&type=orphan")
     assert "prod/lab/Deployment/rogue" in html and "resolved" in html
-    readiness = seeded_client.get("/api/overview").get_json()["readiness"]
+    readiness = seeded_client.get("/api/v1/overview").get_json()["readiness"]
     checks = {c["name"]: c["status"] for c in readiness["checks"]}
     assert checks["undocumented orphans"] == "ok"
 
@@ -318,10 +320,10 @@ def test_findings_are_paginated(sqlite_db: Database, seeded_client: FlaskClient)
         ],
         datetime.now(UTC),
     )
-    first = seeded_client.get("/api/findings").get_json()
+    first = seeded_client.get("/api/v1/findings").get_json()
     assert (first["total"], first["pages"], len(first["findings"])) == (130, 2, 100)
     assert {f["severity"] for f in first["findings"][:65]} == {"high"}  # worst first
-    second = seeded_client.get("/api/findings?page=2").get_json()
+    second = seeded_client.get("/api/v1/findings?page=2").get_json()
     assert len(second["findings"]) == 30
     names = {f["name"] for f in first["findings"] + second["findings"]}
     assert len(names) == 130
@@ -340,7 +342,9 @@ def test_the_certification_window_follows_the_policy_bundle(
     data = yaml.safe_load(data_file.read_text(encoding="utf-8"))
     data["certification_warning_days"] = 7  # ISO-42001 expires in 10 days: no longer "expiring"
     data_file.write_text(yaml.safe_dump(data), encoding="utf-8")
-    app = create_app(Settings.from_env({}, database_url=sqlite_url, policy_dir=root))
-    data_out = app.test_client().get("/api/models/credit-scorer").get_json()
+    app = create_app(
+        Settings.from_env({}, database_url=sqlite_url, policy_dir=root, allow_anonymous=True)
+    )
+    data_out = app.test_client().get("/api/v1/models/credit-scorer").get_json()
     states = {c["name"]: c["state"] for c in data_out["versions"][0]["certifications"]}
     assert states == {"EU-AI-Act": "expired", "ISO-42001": "valid"}

@@ -16,8 +16,11 @@ from tests.fixtures.inventory import admit, deployment, metadata, write_snapshot
 
 
 def _checks(url: str, now: datetime | None = None) -> tuple[str, dict[str, dict[str, str]]]:
-    app = create_app(Settings.from_env({}, database_url=url), clock=(lambda: now) if now else None)
-    readiness = app.test_client().get("/api/overview").get_json()["readiness"]
+    app = create_app(
+        Settings.from_env({}, database_url=url, allow_anonymous=True),
+        clock=(lambda: now) if now else None,
+    )
+    readiness = app.test_client().get("/api/v1/overview").get_json()["readiness"]
     return readiness["status"], {c["name"]: c for c in readiness["checks"]}
 
 
@@ -75,6 +78,8 @@ def test_unreachable_source_and_missing_required_metadata_are_named(
     )
     assert checks["documentation"]["status"] == "fail"
     assert "ranker@1.0.0 (training-date)" in checks["documentation"]["reason"]
-    overview = create_app(Settings.from_env({}, database_url=sqlite_url)).test_client()
+    overview = create_app(
+        Settings.from_env({}, database_url=sqlite_url, allow_anonymous=True)
+    ).test_client()
     html = overview.get("/").get_data(as_text=True)
     assert "manifests:staging" in html and "1 unreachable" in html

@@ -286,6 +286,8 @@ def webhook_env(inventory: Inventory, policy_mount: KubeletMount) -> dict[str, s
         "MODELGATE_CLUSTER_NAME": CLUSTER_NAME,
         "MODELGATE_FAILURE_MODE": "closed",
         "MODELGATE_POLICY_RELOAD_SECONDS": "0.5",
+        # these tests judge the annotations; recorded sign-off: tests/e2e/test_signoff.py
+        "MODELGATE_APPROVAL_SOURCE": "annotation",
     }
 
 

@@ -13,7 +13,7 @@ from modelgate.inventory import chain, migrate
 from modelgate.inventory.db import Database, make_engine
 from tests.inventory.test_chain import record
 
-BEFORE = "0003_caller_verified"
+BEFORE = "0004_approvals"
 
 
 def _insert_old_decisions(url: str) -> None:

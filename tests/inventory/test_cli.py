@@ -40,7 +40,15 @@ def populated_url(db_url: str, make_event: EventFactory) -> str:
                 training_data="hf://datasets/chat-logs",
             )
         )
-        rec.record(make_event(model="chat-summarizer", allowed=False, violations=("bad",)))
+        # denied: registered as a pending-review version of chat-summarizer (same datasets)
+        rec.record(
+            make_event(
+                model="chat-summarizer",
+                allowed=False,
+                violations=("bad",),
+                training_data="hf://datasets/chat-logs",
+            )
+        )
     finally:
         rec.close()
     return db_url

@@ -223,7 +223,7 @@ def test_an_older_event_replayed_late_does_not_overwrite_newer_metadata(
         assert version.last_admitted == newer.time
 
 
-def test_denied_and_non_model_decisions_are_logged_but_not_inventoried(
+def test_denied_and_non_model_decisions_are_logged_but_not_deployed(
     db_url: str, db: Database, make_event: EventFactory
 ) -> None:
     denied = make_event(allowed=False, violations=("modelgate.dev/owner is missing",))
@@ -234,7 +234,11 @@ def test_denied_and_non_model_decisions_are_logged_but_not_inventoried(
         _submit_all(rec, [denied, plain, deleted])
     finally:
         rec.close()
-    assert _count(db, Model) == 0
+    # the denied model's version waits for review (registered, pending-review), not deployed
+    assert _count(db, Model) == 1
+    detail = show(db, "fraud-detector")
+    assert detail is not None
+    assert [v["compliance_status"] for v in detail["versions"]] == ["pending-review"]
     assert _count(db, Deployment) == 0
     rows = jsonable(queries.decisions(db))
     only_denied = jsonable(queries.decisions(db, allowed=False))

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from modelgate.approvals import sign_off
 from modelgate.policy_input import PolicyInput
+from policies.config import PolicyConfig
 from policies.engines.base import PolicyResult
 from policies.engines.embedded import EmbeddedEngine
 from policies.engines.opa import OpaEngine
+from tests.policies.registry_cases import CLUSTER, registry_inputs
 from tests.policies.samples import (
     POLICY_DIR,
+    TODAY,
     copy_policies,
     hidden_field_cases,
     sample,
@@ -22,7 +26,13 @@ from tests.policies.samples import (
     with_annotations,
 )
 
-CASES: dict[str, PolicyInput] = {**sample_inputs(), **variations(), **hidden_field_cases()}
+REGISTRY = registry_inputs()
+CASES: dict[str, PolicyInput] = {
+    **sample_inputs(),
+    **variations(),
+    **hidden_field_cases(),
+    **{name: policy_input for name, (policy_input, _) in REGISTRY.items()},
+}
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +131,24 @@ def test_engines_agree_on_fields_required_per_tier(opa_server: str, tmp_path: Pa
         ]
     ]  # fmt: skip
     assert results["high-documented"].allowed and results["limited"].allowed
+
+
+@pytest.mark.parametrize("case", sorted(REGISTRY))
+def test_rego_and_the_python_sign_off_rules_agree(embedded: EmbeddedEngine, case: str) -> None:
+    """The admission rule (signoff.rego) and modelgate.approvals.sign_off (API, dashboard,
+    auditor) admit the same versions."""
+    policy_input, (_, _, _, approvals, exemptions) = REGISTRY[case]
+    md = policy_input["workload"]["metadata"]
+    state = sign_off(
+        model=md["model-name"],
+        version=md["model-version"],
+        risk_tier=md.get("risk-tier", "limited"),
+        approvals=approvals,
+        exemptions=exemptions,
+        today=TODAY,
+        config=PolicyConfig.load(POLICY_DIR),
+        cluster=CLUSTER,
+        namespace=policy_input["namespace"]["name"],
+    )
+    result = embedded.evaluate(policy_input)
+    assert result.allowed == state.admitted, (result.deny, state)

@@ -24,6 +24,7 @@ def make_app(
     recorder: FakeRecorder | None = None,
     **settings: Any,
 ) -> Flask:
+    settings.setdefault("approval_source", "annotation")  # sign-off: tests/webhook/test_signoff.py
     return create_app(
         Settings(**settings),
         engine=engine or FakeEngine(),
@@ -554,7 +555,11 @@ def test_reload_counts_success_and_keeps_serving_on_a_broken_bundle(
 def test_background_reloader_polls_the_engine(engine: FakeEngine) -> None:
     import time
 
-    app = create_app(Settings(policy_reload_seconds=0.05), engine=engine, recorder=FakeRecorder())
+    app = create_app(
+        Settings(policy_reload_seconds=0.05, approval_source="annotation"),
+        engine=engine,
+        recorder=FakeRecorder(),
+    )
     deadline = time.monotonic() + 5
     while engine.reloads < 2 and time.monotonic() < deadline:
         time.sleep(0.02)

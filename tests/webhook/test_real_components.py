@@ -61,6 +61,7 @@ def app(database_url: str, policy_dir: Path, tmp_path: Path) -> Iterator[Flask]:
         policy_dir=policy_dir,
         cluster_name="unit",
         spool_dir=tmp_path / "spool",
+        approval_source="annotation",  # recorded sign-off: tests/webhook/test_signoff.py
     )
     app = real_app(settings)
     yield app
@@ -169,7 +170,14 @@ def test_edited_policy_takes_effect_and_a_broken_one_keeps_the_last_good(
 
 def test_readyz_is_503_when_the_database_does_not_answer(policy_dir: Path, tmp_path: Path) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=2"
-    app = real_app(Settings(database_url=url, policy_dir=policy_dir, spool_dir=tmp_path / "s"))
+    app = real_app(
+        Settings(
+            database_url=url,
+            policy_dir=policy_dir,
+            spool_dir=tmp_path / "s",
+            approval_source="annotation",
+        )
+    )
     try:
         resp = app.test_client().get("/readyz")
         assert resp.status_code == 503
@@ -186,7 +194,9 @@ def test_readyz_is_503_when_the_database_does_not_answer(policy_dir: Path, tmp_p
 def test_readyz_is_503_without_a_policy_bundle(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'inventory.db'}"
     upgrade(url)
-    app = real_app(Settings(database_url=url, policy_dir=tmp_path / "missing"))
+    app = real_app(
+        Settings(database_url=url, policy_dir=tmp_path / "missing", approval_source="annotation")
+    )
     try:
         resp = app.test_client().get("/readyz")
         assert resp.status_code == 503

@@ -60,6 +60,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         MODELGATE_CLUSTER_NAME="serve-test",
         MODELGATE_SPOOL_DIR=str(workdir / "spool"),
         MODELGATE_MAX_REQUEST_BYTES=str(256 * 1024),
+        MODELGATE_APPROVAL_SOURCE="annotation",  # recorded sign-off: tests/webhook/test_signoff.py
     )
     subprocess.run(_modelgate("db", "upgrade"), env=env, cwd=workdir, check=True)
     port = free_port()

@@ -416,4 +416,83 @@ app.kubernetes.io/component: dashboard
 {{- else if .Values.dashboard.ingress.enabled -}}
 {{- fail "dashboard.ingress.enabled needs dashboard.enabled" -}}
 {{- end -}}
+{{/* The dashboard's service account (TokenReview / SubjectAccessReview caller). */}}
+{{- define "modelgate.dashboardServiceAccountName" -}}
+{{- default (printf "%s-dashboard" (include "modelgate.fullname" .)) .Values.auth.serviceAccountName -}}
+{{- end -}}
+
+{{/* Environment of the inventory API / dashboard container: identity, roles, sign-off.
+Secrets are referenced, never inlined; the token file is mounted by "modelgate.authVolumeMounts". */}}
+{{- define "modelgate.authEnv" -}}
+{{- with .Values.auth }}
+{{- if .tokenFileSecret }}
+- name: MODELGATE_TOKEN_FILE
+  value: /etc/modelgate/auth/tokens.csv
+{{- end }}
+{{- if .oidc.issuer }}
+- name: MODELGATE_OIDC_ISSUER
+  value: {{ .oidc.issuer | quote }}
+- name: MODELGATE_OIDC_AUDIENCE
+  value: {{ default .oidc.clientId .oidc.audience | quote }}
+- name: MODELGATE_OIDC_USERNAME_CLAIM
+  value: {{ .oidc.usernameClaim | quote }}
+- name: MODELGATE_OIDC_GROUPS_CLAIM
+  value: {{ .oidc.groupsClaim | quote }}
+{{- end }}
+{{- if .oidc.clientId }}
+- name: MODELGATE_OIDC_CLIENT_ID
+  value: {{ .oidc.clientId | quote }}
+{{- if .oidc.redirectUrl }}
+- name: MODELGATE_OIDC_REDIRECT_URL
+  value: {{ .oidc.redirectUrl | quote }}
+{{- end }}
+{{- if .oidc.clientSecretName }}
+- name: MODELGATE_OIDC_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .oidc.clientSecretName }}
+      key: client-secret
+{{- end }}
+{{- end }}
+{{- if .sessionSecretName }}
+- name: MODELGATE_SESSION_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .sessionSecretName }}
+      key: session-secret
+{{- end }}
+- name: MODELGATE_KUBE_AUTH
+  value: {{ .kubernetesTokens | quote }}
+- name: MODELGATE_KUBE_AUTHZ
+  value: {{ .kubernetesAuthorization | quote }}
+- name: MODELGATE_ROLE_GROUPS
+  value: {{ .roleGroups | quote }}
+- name: MODELGATE_TRUSTED_PROXY_HEADERS
+  value: {{ .trustedProxyHeaders | quote }}
+- name: MODELGATE_TRUSTED_PROXIES
+  value: {{ .trustedProxies | quote }}
+- name: MODELGATE_ALLOW_ANONYMOUS
+  value: {{ .allowAnonymous | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The token-file volume and its mount for the dashboard pod (when auth.tokenFileSecret). */}}
+{{- define "modelgate.authVolumes" -}}
+{{- if .Values.auth.tokenFileSecret }}
+- name: auth-tokens
+  secret:
+    secretName: {{ .Values.auth.tokenFileSecret }}
+    defaultMode: 0400
+    items:
+      - key: tokens.csv
+        path: tokens.csv
+{{- end }}
+{{- end -}}
+
+{{- define "modelgate.authVolumeMounts" -}}
+{{- if .Values.auth.tokenFileSecret }}
+- name: auth-tokens
+  mountPath: /etc/modelgate/auth
+  readOnly: true
+{{- end }}
 {{- end -}}

@@ -4,6 +4,8 @@
 #   Only approved models are admitted; exempt needs an exempt-reason (and is admitted with a
 #   warning so the exemption is visible); pending-review is a violation, so it is admitted only
 #   where violations are warnings (namespaces in warn mode); rejected is always a violation.
+#   These annotation rules apply only without recorded sign-off (MODELGATE_APPROVAL_SOURCE=
+#   annotation); with input.registry, signoff.rego decides instead.
 package modelgate.compliance
 
 import data.modelgate.config
@@ -12,6 +14,7 @@ import data.modelgate.lib
 status_key := lib.q(lib.key("compliance-status"))
 
 violations contains msg if {
+	not inventory_mode
 	lib.status == "rejected"
 	msg := concat("", [
 		"annotation ", status_key, " is \"rejected\": a rejected model may not be deployed; ",
@@ -20,6 +23,7 @@ violations contains msg if {
 }
 
 violations contains msg if {
+	not inventory_mode
 	lib.status == "pending-review"
 	msg := concat("", [
 		"annotation ", status_key, " is \"pending-review\": the model is not approved yet ",
@@ -30,6 +34,7 @@ violations contains msg if {
 }
 
 violations contains msg if {
+	not inventory_mode
 	lib.status == "exempt"
 	not lib.present("exempt-reason")
 	msg := concat("", [
@@ -39,6 +44,7 @@ violations contains msg if {
 }
 
 warnings contains msg if {
+	not inventory_mode
 	lib.status == "exempt"
 	lib.has("exempt-reason")
 	msg := concat("", [

@@ -27,7 +27,7 @@ from modelgate.inventory.base import UTCDateTime, utcnow
 from modelgate.inventory.chain import EXCLUDED_COLUMNS, canonical, entry_hash, genesis
 
 revision = "0005_log_chain"
-down_revision = "0003_caller_verified"
+down_revision = "0004_approvals"
 branch_labels = None
 depends_on = None
 
