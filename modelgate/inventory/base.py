@@ -59,6 +59,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 #: JSON column type: ``JSONB`` on PostgreSQL, JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+#: a JSON column whose Python ``None`` is SQL NULL (``JSONType`` stores it as JSON ``null``):
+#: for nullable columns of hash-chained logs, whose canonical form leaves NULL columns out
+NullableJSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def utcnow() -> datetime:

@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from modelgate.inventory.base import Base, JSONType, UTCDateTime, utcnow
+from modelgate.inventory.base import Base, JSONType, NullableJSONType, UTCDateTime, utcnow
 
 #: Integer primary keys that are BIGINT on PostgreSQL and rowid aliases on SQLite.
 BigID = BigInteger().with_variant(Integer(), "sqlite")
@@ -255,7 +255,7 @@ class Decision(ChainedEntry, Base):
     #: None when the webhook does not verify callers (and for rows older than 0003)
     caller_verified: Mapped[bool | None] = mapped_column(Boolean)
     #: the recorded sign-off that admitted the model: [{"type": "approval"|"exemption", "id"}]
-    approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(NullableJSONType)
 
 
 # --- sign-off: approvals, exemptions, recorded certifications, the approval log ---------
@@ -594,5 +594,7 @@ for _registry_table in REGISTRY_TABLES:
     event.listen(
         Base.metadata,
         "after_create",
-        DDL(POSTGRES_REGISTRY_TRIGGER.format(table=_registry_table)).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+        DDL(POSTGRES_REGISTRY_TRIGGER.format(table=_registry_table)).execute_if(
+            dialect="postgresql"
+        ),  # type: ignore[no-untyped-call]
     )

@@ -21,9 +21,11 @@ from auditor.discovery import create_sources
 from auditor.reconcile import Reconciler
 from dashboard.app import create_app
 from modelgate.cli import main
-from modelgate.inventory import chain
+from modelgate.identity import Identity
+from modelgate.inventory import chain, signoff
 from modelgate.inventory.db import Database
 from modelgate.settings import Settings
+from policies.config import PolicyConfig
 from policies.engines import PolicyEngine
 from tests.fixtures.inventory import (
     admit,
@@ -102,10 +104,31 @@ def documented(
     return deployment(name, image=image, annotations=metadata(**fields))
 
 
+APPROVER = Identity("model-risk@example.com", ("model-risk",))
+
+
+def approve(db: Database, model: str = "fraud", version: str = "1.0.0") -> None:
+    """A recorded approval by someone who is not the owner (the inventory approval source)."""
+    today = datetime.now(UTC).date()
+    signoff.record_approval(
+        db,
+        model=model,
+        version=version,
+        decision="approved",
+        actor=APPROVER,
+        reason="validated",
+        evidence=["https://docs.example.com/validation/fraud"],
+        expires=None,
+        config=PolicyConfig(),
+        today=today,
+    )
+
+
 def test_a_clean_inventory_is_ready_and_a_broken_chain_makes_the_report_say_so(
     env: Path, sqlite_db: Database, tmp_path: Path
 ) -> None:
     admit(sqlite_db, "prod", documented())
+    approve(sqlite_db)  # recorded sign-off (the default approval source)
     snap = write_snapshot(tmp_path / "snap" / "prod", [namespace("ml"), documented()])
     assert run("log", "checkpoint").exit_code == 0
     fingerprint = chain.fingerprint(chain.load_private_key(env).public_key())
@@ -192,6 +215,7 @@ def test_scope_and_method(
         "modelgate.compliance",
         "modelgate.detection",
         "modelgate.enforcement",
+        "modelgate.limits",
         "modelgate.metadata",
         "modelgate.risk",
     ]
@@ -202,7 +226,7 @@ def test_scope_and_method(
     assert "enforce: prod/ml; off: prod/sandbox; warn: prod/lab" in text
     assert "prod/sandbox (label modelgate.dev/enforcement: off)" in text
     assert "annotation: the compliance-status annotation is trusted" in text
-    assert "Rules applied (6)" in text
+    assert "Rules applied (7)" in text
     for r in scope["rules"]:
         assert f"{r['title']} ({r['package']}):" in text  # one line per rule
     assert doc["scan"]["bundle_digest"] in text
@@ -212,6 +236,7 @@ def test_every_finding_has_an_owner_and_a_due_date_and_overdue_ones_stand_out(
     env: Path, sqlite_db: Database, tmp_path: Path, engine: PolicyEngine
 ) -> None:
     admit(sqlite_db, "prod", documented())
+    approve(sqlite_db)
     drifted = documented(image="registry.example.com/fraud:9.9")
     snap = write_snapshot(
         tmp_path / "snap" / "prod",
@@ -251,7 +276,10 @@ def test_every_finding_has_an_owner_and_a_due_date_and_overdue_ones_stand_out(
             assert LONG_EMAIL in line, line
 
 
-def test_changes_since_the_previous_scan(env: Path, sqlite_db: Database, tmp_path: Path) -> None:
+def test_changes_since_the_previous_scan(
+    env: Path, sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELGATE_APPROVAL_SOURCE", "annotation")  # about changes, not sign-off
     keeper = documented("keeper", model_version="1.0.0")
     going = documented("going")
     admit(sqlite_db, "prod", keeper)
@@ -357,6 +385,7 @@ def test_evidence_coverage_per_model_and_overall(
 
 def test_short_chapters_share_pages(env: Path, sqlite_db: Database, tmp_path: Path) -> None:
     admit(sqlite_db, "prod", documented())
+    approve(sqlite_db)
     deny(sqlite_db, "prod", deployment("rogue"), ["missing owner"])
     snap = write_snapshot(tmp_path / "snap" / "prod", [namespace("ml"), documented()])
     pdf = tmp_path / "layout.pdf"
@@ -369,7 +398,9 @@ def test_short_chapters_share_pages(env: Path, sqlite_db: Database, tmp_path: Pa
     # one-row tables (one source, no finding, no exemption, two decisions) do not each take
     # a page: the short chapters follow one another
     assert page_of("Scan sources") == page_of("Inventory by risk tier")
-    assert page_of("Findings") == page_of("Exemptions") == page_of("Admission decisions")
+    # (the model's approvals table can push the next chapter over a page break, never more)
+    assert page_of("Findings") in (page_of("Exemptions"), page_of("Exemptions") - 1)
+    assert page_of("Exemptions") == page_of("Admission decisions")
     assert len([p for p in pages if p.strip()]) <= 9
 
 
@@ -384,8 +415,8 @@ def test_the_report_and_the_dashboard_judge_readiness_alike(
     export = tmp_path / "export.json"
     assert run("audit", "--manifests", str(snap), "--export", str(export)).exit_code == 0
     doc = json.loads(export.read_text("utf-8"))
-    app = create_app(Settings.from_env({}, database_url=sqlite_url))
-    dashboard = app.test_client().get("/api/overview").get_json()["readiness"]
+    app = create_app(Settings.from_env({}, database_url=sqlite_url, allow_anonymous=True))
+    dashboard = app.test_client().get("/api/v1/overview").get_json()["readiness"]
     report = {c["name"]: c["status"] for c in doc["readiness"]["checks"]}
     assert report.pop("log integrity") == "warn"  # the report also verifies the logs
     assert report == {c["name"]: c["status"] for c in dashboard["checks"]}

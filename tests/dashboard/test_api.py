@@ -126,6 +126,8 @@ def test_every_read_needs_viewer(api: ApiClient, db: Database) -> None:
         "/api/v1/reviews",
         "/api/v1/decisions",
         "/api/v1/findings",
+        "/api/v1/capacity",
+        "/api/v1/capacity?group_by=owner",
     ]
     for path in reads:
         assert api.get(path).status_code == 401, path
@@ -138,11 +140,18 @@ def test_a_caller_without_role_is_403(make_api: AppFactory, tmp_path: Path, db_u
         Settings.from_env({}, database_url=db_url, token_file=str(tokens), role_groups=ROLE_GROUPS)
     )
     api = ApiClient(app.test_client(), "t")
-    resp = api.get("/api/v1/models")
-    assert resp.status_code == 403
-    assert "needs role viewer" in resp.get_json()["error"]
+    for path in ("/api/v1/models", "/api/v1/capacity"):
+        resp = api.get(path)
+        assert resp.status_code == 403, path
+        assert "needs role viewer" in resp.get_json()["error"], path
     who = api.get("/api/v1/whoami").get_json()
     assert who["user"] == "eve@example.com" and who["role"] is None and who["permissions"] == []
+
+
+def test_capacity_rejects_a_bad_grouping_with_a_400(api: ApiClient) -> None:
+    resp = api.as_(_token("viewer")).get("/api/v1/capacity?group_by=gpu")
+    assert resp.status_code == 400
+    assert "group_by" in resp.get_json()["error"]
 
 
 def test_writes_need_their_roles(api: ApiClient) -> None:
