@@ -416,6 +416,8 @@ app.kubernetes.io/component: dashboard
 {{- else if .Values.dashboard.ingress.enabled -}}
 {{- fail "dashboard.ingress.enabled needs dashboard.enabled" -}}
 {{- end -}}
+{{- end -}}
+
 {{/* The dashboard's service account (TokenReview / SubjectAccessReview caller). */}}
 {{- define "modelgate.dashboardServiceAccountName" -}}
 {{- default (printf "%s-dashboard" (include "modelgate.fullname" .)) .Values.auth.serviceAccountName -}}
