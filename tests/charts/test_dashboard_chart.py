@@ -137,7 +137,11 @@ def test_dashboard_is_deployed_hardened_and_cluster_internal_by_default() -> Non
     objs = _defaults()
     dep = _named(objs, "Deployment", "mg-modelgate-dashboard")
     spec = _pod(dep)
+    # no Kubernetes identity by default: the pod runs as its own service account, without token
+    assert spec["serviceAccountName"] == "mg-modelgate-dashboard"
     assert spec["automountServiceAccountToken"] is False
+    account = _named(objs, "ServiceAccount", "mg-modelgate-dashboard")
+    assert account["automountServiceAccountToken"] is False
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     c = spec["containers"][0]
@@ -223,6 +227,8 @@ def test_dashboard_can_be_left_out() -> None:
     objs = _defaults(**{"dashboard.enabled": "false"})
     assert [d["metadata"]["name"] for d in by_kind(objs, "Deployment")] == ["mg-modelgate"]
     assert "mg-modelgate-dashboard" not in {s["metadata"]["name"] for s in by_kind(objs, "Service")}
+    accounts = {a["metadata"]["name"] for a in by_kind(objs, "ServiceAccount")}
+    assert "mg-modelgate-dashboard" not in accounts
 
 
 def test_auth_values_have_a_documented_place() -> None:

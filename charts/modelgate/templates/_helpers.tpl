@@ -463,6 +463,8 @@ Secrets are referenced, never inlined; the token file is mounted by "modelgate.a
       name: {{ .sessionSecretName }}
       key: session-secret
 {{- end }}
+- name: MODELGATE_SESSION_COOKIE_SECURE
+  value: {{ .sessionCookieSecure | quote }}
 - name: MODELGATE_KUBE_AUTH
   value: {{ .kubernetesTokens | quote }}
 - name: MODELGATE_KUBE_AUTHZ
@@ -484,7 +486,8 @@ Secrets are referenced, never inlined; the token file is mounted by "modelgate.a
 - name: auth-tokens
   secret:
     secretName: {{ .Values.auth.tokenFileSecret }}
-    defaultMode: 0400
+    # owner root, group fsGroup (podSecurityContext): readable by the non-root user's group only
+    defaultMode: 0440
     items:
       - key: tokens.csv
         path: tokens.csv
