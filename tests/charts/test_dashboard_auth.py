@@ -1,14 +1,19 @@
 """The dashboard pod's identity wiring, on rendered YAML: the `auth.*` values reach the
 dashboard's environment, secrets are referenced and never inlined, the token file is a read-only
-Secret volume, and the service-account token is mounted only for Kubernetes identity."""
+Secret volume, the service-account token is mounted only for Kubernetes identity, and
+combinations the dashboard would refuse (or that would sign people out at random) fail the
+render with a message naming the values."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.charts.helm import by_kind, render
+from modelgate.settings import Settings
+from tests.charts.helm import CHART, by_kind, render, render_error
+from tests.fixtures.tools import REPO_ROOT
 
 DASHBOARD = "mg-modelgate-dashboard"
 # the dashboard on, on an external database (the webhook-centred BASE_SET leaves it out)
@@ -39,6 +44,10 @@ def _env(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _values(pod: dict[str, Any]) -> dict[str, str]:
     return {name: e["value"] for name, e in _env(pod).items() if "value" in e}
+
+
+def _error(**sets: str) -> str:
+    return render_error(base=False, sets={**ON, **sets})
 
 
 def test_auth_values_reach_the_dashboard_environment() -> None:
@@ -74,6 +83,28 @@ def test_auth_values_reach_the_dashboard_environment() -> None:
     assert values["MODELGATE_KUBE_AUTHZ"] == "false"
     audience = _values(_dashboard(_render(**OIDC, **{"auth.oidc.audience": "api://mg"})))
     assert audience["MODELGATE_OIDC_AUDIENCE"] == "api://mg"
+
+
+@pytest.mark.parametrize("example", [None, "dashboard-ingress"], ids=["defaults", "ci-example"])
+def test_the_dashboard_starts_with_the_rendered_environment(
+    example: str | None, tmp_path: Path
+) -> None:
+    """The settings parse and the app (authenticators, browser sign-in client) is built from
+    exactly what the chart renders; nothing connects until a request needs it."""
+    from dashboard.app import create_app
+
+    files = [CHART / "ci" / f"{example}-values.yaml"] if example else []
+    objs = render(*files, base=False, sets=ON if not example else None)
+    env = {
+        name: entry.get("value", "from-a-secret") for name, entry in _env(_dashboard(objs)).items()
+    }
+    env["MODELGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'inventory.db'}"
+    env["MODELGATE_POLICY_DIR"] = str(REPO_ROOT / "policies")
+    settings = Settings.from_env(env)
+    assert settings.kube_auth is bool(example)
+    assert settings.session_cookie_secure is True
+    app = create_app(settings)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
 
 
 def test_defaults_turn_nothing_on_and_keep_the_cookie_secure() -> None:
@@ -165,3 +196,97 @@ def test_a_given_service_account_is_used_not_created() -> None:
     assert pod["automountServiceAccountToken"] is True
     assert DASHBOARD not in {a["metadata"]["name"] for a in by_kind(objs, "ServiceAccount")}
     assert "inventory-api" not in {a["metadata"]["name"] for a in by_kind(objs, "ServiceAccount")}
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        {"auth.tokenFileSecret": "modelgate-tokens"},
+        {**OIDC},
+        {"auth.oidc.issuer": "https://idp.example.com", "auth.oidc.audience": "modelgate"},
+        {"auth.kubernetesTokens": "true"},
+        {
+            "auth.trustedProxyHeaders": "true",
+            "auth.trustedProxies": "10.1.0.0/16",
+            "auth.sessionSecretName": "modelgate-session",
+        },
+        {"auth.allowAnonymous": "true"},
+    ],
+    ids=["token-file", "oidc-sign-in", "oidc-tokens", "kubernetes", "proxy", "anonymous"],
+)
+def test_the_dashboard_is_exposed_once_callers_can_sign_in(sets: dict[str, str]) -> None:
+    objs = _render(
+        **sets,
+        **{"dashboard.ingress.enabled": "true", "dashboard.ingress.host": "mg.example.com"},
+    )
+    assert [i["metadata"]["name"] for i in by_kind(objs, "Ingress")] == [DASHBOARD]
+    service = _render(**sets, **{"dashboard.service.type": "LoadBalancer"})
+    assert any(s["spec"]["type"] == "LoadBalancer" for s in by_kind(service, "Service"))
+
+
+def test_one_process_may_sign_browsers_in_without_a_shared_key() -> None:
+    single = {**OIDC, "auth.sessionSecretName": "", "dashboard.workers": "1"}
+    assert "MODELGATE_SESSION_SECRET" not in _env(_dashboard(_render(**single)))
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            {"dashboard.ingress.enabled": "true", "dashboard.ingress.host": "mg.example.com"},
+            "exposing the dashboard (dashboard.ingress.enabled, or a dashboard.service.type other "
+            "than ClusterIP) needs a way to sign callers in",
+        ),
+        ({"dashboard.service.type": "NodePort"}, "auth.allowAnonymous=true instead"),
+        (
+            # a role source is not an authenticator
+            {"dashboard.service.type": "NodePort", "auth.kubernetesAuthorization": "true"},
+            "needs a way to sign callers in",
+        ),
+        (
+            {"auth.trustedProxyHeaders": "true"},
+            "auth.trustedProxyHeaders needs auth.trustedProxies",
+        ),
+        (
+            {"auth.oidc.clientId": "modelgate"},
+            "auth.oidc.clientId (browser sign-in) needs auth.oidc.issuer",
+        ),
+        (
+            {"auth.oidc.issuer": "https://idp.example.com"},
+            "auth.oidc.issuer needs auth.oidc.audience (or auth.oidc.clientId",
+        ),
+        (
+            {
+                "auth.oidc.issuer": "https://idp.example.com",
+                "auth.oidc.audience": "a",
+                "auth.oidc.clientSecretName": "modelgate-oidc",
+            },
+            "auth.oidc.clientSecretName and auth.oidc.redirectUrl are only used with "
+            "auth.oidc.clientId",
+        ),
+        (
+            {**OIDC, "auth.sessionSecretName": ""},
+            "with 2 dashboard processes (dashboard.replicaCount=1 x dashboard.workers=2) need "
+            "auth.sessionSecretName",
+        ),
+        (
+            {
+                **OIDC,
+                "auth.sessionSecretName": "",
+                "dashboard.workers": "1",
+                "dashboard.replicaCount": "3",
+            },
+            "with 3 dashboard processes",
+        ),
+        (
+            # the sign-off forms' CSRF token lives in the session too
+            {"auth.trustedProxyHeaders": "true", "auth.trustedProxies": "10.1.0.0/16"},
+            "need auth.sessionSecretName",
+        ),
+        ({"dashboard.auth.oidc": "x"}, "dashboard.allowAnonymous and dashboard.auth are gone"),
+    ],
+)
+def test_unusable_auth_values_fail_with_a_message_naming_them(
+    sets: dict[str, str], message: str
+) -> None:
+    assert message in _error(**sets)
