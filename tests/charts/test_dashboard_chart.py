@@ -1,7 +1,8 @@
 """charts/modelgate's dashboard and bundled trial PostgreSQL, on rendered YAML: the defaults
 (no values at all) make a working trial system, the pods are hardened, the dashboard is not
-exposed without a value saying so, read-only credentials are used when given, and bad database
-combinations fail once with a clear message."""
+exposed without a way to sign callers in, its own credentials are used when given, and bad
+database and dashboard combinations fail once with a clear message (the dashboard's identity
+values: tests/charts/test_dashboard_auth.py)."""
 
 from __future__ import annotations
 
@@ -108,11 +109,15 @@ def test_an_external_database_replaces_the_bundled_one() -> None:
             "database.existingSecret and database.url are both set",
         ),
         ({"database.url": "mysql://root:hunter2@h/db"}, 'got the scheme "mysql:"'),
-        ({"dashboard.ingress.enabled": "true"}, "needs dashboard.allowAnonymous=true"),
-        ({"dashboard.service.type": "LoadBalancer"}, "needs dashboard.allowAnonymous=true"),
+        ({"dashboard.ingress.enabled": "true"}, "exposing the dashboard"),
+        ({"dashboard.service.type": "LoadBalancer"}, "exposing the dashboard"),
         (
-            {"dashboard.ingress.enabled": "true", "dashboard.allowAnonymous": "true"},
+            {"dashboard.ingress.enabled": "true", "auth.allowAnonymous": "true"},
             "dashboard.ingress.enabled needs dashboard.ingress.host",
+        ),
+        (
+            {"dashboard.allowAnonymous": "true"},
+            "dashboard.allowAnonymous and dashboard.auth are gone",
         ),
         ({"dashboard.replicaCount": "0"}, "dashboard.replicaCount must be at least 1"),
     ],
@@ -137,7 +142,11 @@ def test_dashboard_is_deployed_hardened_and_cluster_internal_by_default() -> Non
     objs = _defaults()
     dep = _named(objs, "Deployment", "mg-modelgate-dashboard")
     spec = _pod(dep)
+    # no Kubernetes identity by default: the pod runs as its own service account, without token
+    assert spec["serviceAccountName"] == "mg-modelgate-dashboard"
     assert spec["automountServiceAccountToken"] is False
+    account = _named(objs, "ServiceAccount", "mg-modelgate-dashboard")
+    assert account["automountServiceAccountToken"] is False
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     c = spec["containers"][0]
@@ -183,7 +192,7 @@ def test_postgresql_pod_is_hardened() -> None:
     assert c["readinessProbe"]["exec"]["command"][0] == "pg_isready"
 
 
-def test_dashboard_reads_with_its_own_read_only_credentials_when_given() -> None:
+def test_dashboard_uses_its_own_database_credentials_when_given() -> None:
     objs = _defaults(
         **{
             "database.existingSecret": "rw-db",
@@ -202,10 +211,10 @@ def test_dashboard_reads_with_its_own_read_only_credentials_when_given() -> None
     assert _database_ref(one(objs, "CronJob")) == {"name": "rw-db", "key": "url"}
 
 
-def test_ingress_only_when_asked_for_and_acknowledged() -> None:
+def test_ingress_only_when_asked_for_and_callers_can_sign_in() -> None:
     objs = _defaults(
         **{
-            "dashboard.allowAnonymous": "true",
+            "auth.tokenFileSecret": "modelgate-tokens",
             "dashboard.ingress.enabled": "true",
             "dashboard.ingress.host": "mg.example.com",
             "dashboard.ingress.className": "nginx",
@@ -223,9 +232,5 @@ def test_dashboard_can_be_left_out() -> None:
     objs = _defaults(**{"dashboard.enabled": "false"})
     assert [d["metadata"]["name"] for d in by_kind(objs, "Deployment")] == ["mg-modelgate"]
     assert "mg-modelgate-dashboard" not in {s["metadata"]["name"] for s in by_kind(objs, "Service")}
-
-
-def test_auth_values_have_a_documented_place() -> None:
-    values = (CHART / "values.yaml").read_text(encoding="utf-8")
-    block = values.split("\ndashboard:\n", 1)[1]
-    assert "# -- Reserved for the dashboard's own sign-in" in block.split("auth: {}", 1)[0]
+    accounts = {a["metadata"]["name"] for a in by_kind(objs, "ServiceAccount")}
+    assert "mg-modelgate-dashboard" not in accounts

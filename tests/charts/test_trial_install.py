@@ -2,7 +2,8 @@
 kube-apiserver of its own (its webhook configuration matches every namespace, so it must not
 meet other suites' objects): every object is accepted in a namespace enforcing the
 ``restricted`` Pod Security Standard without a warning, the bundled PostgreSQL's generated
-password survives ``helm upgrade``, and the dashboard stays cluster-internal.
+password survives ``helm upgrade``, and the dashboard stays cluster-internal, without a
+service-account token.
 
 No controller runs on the test control plane, so ``--no-hooks`` leaves out the migration Job
 (rendered and server-side validated with every other object by tests/charts/test_apiserver.py's
@@ -59,6 +60,12 @@ def test_install_without_values_then_upgrade_keeps_the_database_password(
         )
         service = own_cluster.get_json("service/modelgate-dashboard", "-n", NS)
         assert service["spec"]["type"] == "ClusterIP"
+        # no Kubernetes identity without values: its own service account, no token mounted
+        pod = dashboard["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "modelgate-dashboard"
+        assert pod["automountServiceAccountToken"] is False
+        account = own_cluster.get_json("serviceaccount/modelgate-dashboard", "-n", NS)
+        assert account["automountServiceAccountToken"] is False
         webhook = own_cluster.get_json("deployment/modelgate", "-n", NS)
         assert webhook["spec"]["replicas"] == 2
 

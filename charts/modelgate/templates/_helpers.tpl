@@ -402,19 +402,55 @@ app.kubernetes.io/component: dashboard
 {{- end -}}
 
 {{- define "modelgate.validateDashboard" -}}
+{{- if or (hasKey .Values.dashboard "allowAnonymous") (hasKey .Values.dashboard "auth") -}}
+{{- fail "dashboard.allowAnonymous and dashboard.auth are gone: the dashboard signs callers in itself, configured under auth (auth.oidc.*, auth.tokenFileSecret, auth.kubernetesTokens, auth.trustedProxyHeaders); anonymous reads are auth.allowAnonymous" -}}
+{{- end -}}
 {{- if .Values.dashboard.enabled -}}
 {{- if lt (int .Values.dashboard.replicaCount) 1 -}}
 {{- fail "dashboard.replicaCount must be at least 1 (or set dashboard.enabled=false)" -}}
 {{- end -}}
+{{- include "modelgate.validateAuth" . -}}
 {{- $exposed := or .Values.dashboard.ingress.enabled (ne .Values.dashboard.service.type "ClusterIP") -}}
-{{- if and $exposed (not .Values.dashboard.allowAnonymous) -}}
-{{- fail "the dashboard has no sign-in of its own yet: exposing it (dashboard.ingress.enabled or a dashboard.service.type other than ClusterIP) needs dashboard.allowAnonymous=true, which acknowledges that whatever is in front of it (an authenticating proxy such as oauth2-proxy, ingress auth annotations) must authenticate every user" -}}
+{{- if and $exposed (not (include "modelgate.authenticators" .)) (not .Values.auth.allowAnonymous) -}}
+{{- fail "exposing the dashboard (dashboard.ingress.enabled, or a dashboard.service.type other than ClusterIP) needs a way to sign callers in, or it refuses everyone: set auth.oidc.issuer (with auth.oidc.clientId for browser sign-in), auth.tokenFileSecret, auth.kubernetesTokens, or auth.trustedProxyHeaders with auth.trustedProxies (an authenticating proxy such as oauth2-proxy in front); auth.allowAnonymous=true instead lets everyone who reaches it read the inventory" -}}
 {{- end -}}
 {{- if and .Values.dashboard.ingress.enabled (not .Values.dashboard.ingress.host) -}}
 {{- fail "dashboard.ingress.enabled needs dashboard.ingress.host" -}}
 {{- end -}}
 {{- else if .Values.dashboard.ingress.enabled -}}
 {{- fail "dashboard.ingress.enabled needs dashboard.enabled" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The authenticators auth.* turns on, comma-separated (empty: none, every caller is refused
+unless auth.allowAnonymous). */}}
+{{- define "modelgate.authenticators" -}}
+{{- $on := list -}}
+{{- if .Values.auth.tokenFileSecret -}}{{- $on = append $on "token file" -}}{{- end -}}
+{{- if .Values.auth.oidc.issuer -}}{{- $on = append $on "OIDC" -}}{{- end -}}
+{{- if .Values.auth.kubernetesTokens -}}{{- $on = append $on "Kubernetes tokens" -}}{{- end -}}
+{{- if .Values.auth.trustedProxyHeaders -}}{{- $on = append $on "trusted proxy" -}}{{- end -}}
+{{- join ", " $on -}}
+{{- end -}}
+
+{{/* auth.* combinations the dashboard would refuse at start, or that would fail at random. */}}
+{{- define "modelgate.validateAuth" -}}
+{{- $auth := .Values.auth -}}
+{{- if and $auth.trustedProxyHeaders (not $auth.trustedProxies) -}}
+{{- fail "auth.trustedProxyHeaders needs auth.trustedProxies: the comma-separated addresses or CIDRs of the authenticating proxy (e.g. its pods' CIDR), the only callers whose identity headers are believed" -}}
+{{- end -}}
+{{- if and $auth.oidc.clientId (not $auth.oidc.issuer) -}}
+{{- fail "auth.oidc.clientId (browser sign-in) needs auth.oidc.issuer, the IdP the browser signs in at" -}}
+{{- end -}}
+{{- if and $auth.oidc.issuer (not $auth.oidc.audience) (not $auth.oidc.clientId) -}}
+{{- fail "auth.oidc.issuer needs auth.oidc.audience (or auth.oidc.clientId, its default): the audience the IdP's tokens must carry" -}}
+{{- end -}}
+{{- if and (or $auth.oidc.clientSecretName $auth.oidc.redirectUrl) (not $auth.oidc.clientId) -}}
+{{- fail "auth.oidc.clientSecretName and auth.oidc.redirectUrl are only used with auth.oidc.clientId (browser sign-in)" -}}
+{{- end -}}
+{{- $processes := mul (int .Values.dashboard.replicaCount) (int .Values.dashboard.workers) -}}
+{{- if and (or $auth.oidc.clientId $auth.trustedProxyHeaders) (not $auth.sessionSecretName) (gt $processes 1) -}}
+{{- fail (printf "browser sessions (auth.oidc.clientId or auth.trustedProxyHeaders) with %d dashboard processes (dashboard.replicaCount=%v x dashboard.workers=%v) need auth.sessionSecretName: without a shared key each process signs session cookies (the sign-in and the sign-off forms' CSRF token) with a random key of its own, which the others refuse. Create a Secret with the key session-secret (e.g. kubectl create secret generic modelgate-session --from-literal=session-secret=$(openssl rand -hex 32)) and name it there, or run one replica with one worker" $processes .Values.dashboard.replicaCount .Values.dashboard.workers) -}}
 {{- end -}}
 {{- end -}}
 
@@ -463,6 +499,8 @@ Secrets are referenced, never inlined; the token file is mounted by "modelgate.a
       name: {{ .sessionSecretName }}
       key: session-secret
 {{- end }}
+- name: MODELGATE_SESSION_COOKIE_SECURE
+  value: {{ .sessionCookieSecure | quote }}
 - name: MODELGATE_KUBE_AUTH
   value: {{ .kubernetesTokens | quote }}
 - name: MODELGATE_KUBE_AUTHZ
@@ -484,7 +522,8 @@ Secrets are referenced, never inlined; the token file is mounted by "modelgate.a
 - name: auth-tokens
   secret:
     secretName: {{ .Values.auth.tokenFileSecret }}
-    defaultMode: 0400
+    # owner root, group fsGroup (podSecurityContext): readable by the non-root user's group only
+    defaultMode: 0440
     items:
       - key: tokens.csv
         path: tokens.csv
