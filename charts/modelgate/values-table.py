@@ -46,7 +46,8 @@ def table(values_text: str) -> str:
             default = default.removesuffix("...").strip().replace("|", "\\|")
             if len(default) > 60:
                 default = "see values.yaml"
-            rows.append(f"| `{key}` | `{default}` | {' '.join(comment)} |")
+            text = " ".join(comment).replace("|", "\\|")  # a table cell: escape the pipes
+            rows.append(f"| `{key}` | `{default}` | {text} |")
         comment = []
     return "\n".join(["| Key | Default | Description |", "|---|---|---|", *rows])
 
