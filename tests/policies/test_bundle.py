@@ -88,6 +88,7 @@ def test_the_rules_applied_are_each_packages_metadata(tmp_path: Path) -> None:
         "modelgate.compliance",
         "modelgate.detection",
         "modelgate.enforcement",
+        "modelgate.limits",
         "modelgate.metadata",
         "modelgate.risk",
     }  # the helpers (custom.rule: false) and the tests are not rules

@@ -19,10 +19,17 @@ trimmed(s) := regex.replace(s, `^\s+|\s+$`, "")
 
 # The metadata fields the rules read, each trimmed once (a fixed set: its cost does not grow
 # with the number of modelgate.dev/* keys a workload carries).
-fields := {f | some f in config.required_fields} | {
+fields := ({f | some f in config.required_fields} | tier_fields) | {
 	"model-name", "model-version", "owner", "training-date", "training-data",
 	"compliance-status", "risk-tier", "certifications", "model-card", "metrics",
-	"training-run", "source", "exempt-reason",
+	"training-run", "source", "exempt-reason", "intended-purpose", "restrictions",
+	"limitations", "validation-date",
+}
+
+# Fields some risk tier requires (config.tier_required_fields).
+tier_fields contains f if {
+	some tier_fields_of_one in object.get(config, "tier_required_fields", {})
+	some f in tier_fields_of_one
 }
 
 values := {f: trimmed(md[f]) | some f in fields; is_string(md[f])}

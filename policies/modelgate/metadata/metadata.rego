@@ -81,9 +81,14 @@ violations contains msg if {
 
 # --- validation-date --------------------------------------------------------------------
 
+# the validation date matched against the date-time pattern once
+validation_date_parts := lib.datetime_parts(lib.value("validation-date"))
+
+validation_date_valid if lib.date_of(validation_date_parts)
+
 violations contains msg if {
 	lib.has("validation-date")
-	not lib.date_part(lib.value("validation-date"))
+	not validation_date_valid
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("validation-date")), " value ", lib.shown(lib.value("validation-date")),
 		": use an ISO 8601 date, e.g. \"2025-04-01\"",
@@ -92,7 +97,7 @@ violations contains msg if {
 
 violations contains msg if {
 	lib.has("validation-date")
-	lib.days_after_today(lib.value("validation-date")) > 0
+	lib.days_after_today_of(validation_date_parts) > 0
 	msg := concat("", [
 		"invalid annotation ", lib.q(lib.key("validation-date")), " value ", lib.shown(lib.value("validation-date")),
 		": the validation date is in the future (today is ", input.today, ")",
