@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import (
     DDL,
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -40,12 +41,16 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from modelgate.inventory.base import Base, JSONType, UTCDateTime, utcnow
 
 #: Integer primary keys that are BIGINT on PostgreSQL and rowid aliases on SQLite.
 BigID = BigInteger().with_variant(Integer(), "sqlite")
+#: A nullable JSON column of a hash-chained log: Python None is stored as SQL NULL (not as
+#: JSON ``null``), so the stored entry is the hashed one (NULL columns are left out of it).
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 training_run_datasets = Table(
     "training_run_datasets",
@@ -255,7 +260,7 @@ class Decision(ChainedEntry, Base):
     #: None when the webhook does not verify callers (and for rows older than 0003)
     caller_verified: Mapped[bool | None] = mapped_column(Boolean)
     #: the recorded sign-off that admitted the model: [{"type": "approval"|"exemption", "id"}]
-    approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(NullableJSON)
 
 
 # --- sign-off: approvals, exemptions, recorded certifications, the approval log ---------

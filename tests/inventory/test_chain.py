@@ -198,10 +198,10 @@ def test_the_verifiers_encoder_gives_the_canonical_form_of_the_typed_values(
 def test_a_nullable_column_added_later_leaves_the_older_hashes_valid(db: Database) -> None:
     record(db, 3)
     with db.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE decisions ADD COLUMN caller_verified BOOLEAN"))
+        conn.execute(text("ALTER TABLE decisions ADD COLUMN added_later BOOLEAN"))
     with db.engine.connect() as conn:
         reflected = Table("decisions", MetaData(), autoload_with=conn)
-        assert "caller_verified" in reflected.c
+        assert "added_later" in reflected.c
         later = chain.ChainedLog("decisions", reflected, "time")
         report = chain.verify_log(conn, later)
     assert report["intact"] and report["entries"] == 3
