@@ -595,9 +595,10 @@ for _stmt in POSTGRES_APPROVAL_LOG:
         DDL(_stmt).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )
 for _registry_table in REGISTRY_TABLES:
+    _trigger = DDL(POSTGRES_REGISTRY_TRIGGER.format(table=_registry_table))  # type: ignore[no-untyped-call]
     # after every table exists
     event.listen(
         Base.metadata,
         "after_create",
-        DDL(POSTGRES_REGISTRY_TRIGGER.format(table=_registry_table)).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+        _trigger.execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )
