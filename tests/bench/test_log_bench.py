@@ -72,6 +72,8 @@ def _batches(total: int) -> Iterator[list[dict[str, Any]]]:
                     "bundle_digest": "sha256:" + "ab" * 32,
                     "engine": "embedded",
                     "error": None,
+                    "caller_verified": None,
+                    "approvals": None,
                 }
             )
         chain.link(log, head, rows)
@@ -173,7 +175,8 @@ def test_verify_a_million_entries(benchmark: BenchmarkFixture, loaded: tuple[str
         return proc.returncode, usage.ru_maxrss / 1024, cpu, json.loads(out)
 
     code, peak_mib, cpu, doc = benchmark.pedantic(verify, rounds=1, iterations=1)  # type: ignore[no-untyped-call]
-    (report,) = doc["logs"]
+    report, approval_log = doc["logs"]  # the decision log first; the approval log is empty
+    assert (report["log"], approval_log["log"]) == ("decisions", "approval_log")
     assert code == 0, report["problems"][:5]
     assert report["intact"] and report["entries"] == total and report["last_seq"] == total
     benchmark.extra_info["entries"] = total
