@@ -1,12 +1,14 @@
-"""``modelgate log ...``: tamper evidence of the inventory's append-only logs (the decision log,
-and every other log registered in :data:`modelgate.inventory.chain.LOGS`).
+"""``modelgate log ...``: tamper evidence of the inventory's append-only logs, every log
+registered in :data:`modelgate.inventory.chain.LOGS`: the decision log (``decisions``) and the
+approval log (``approval_log``).
 
 - ``verify`` recomputes the hash chains and checks every signed checkpoint and the stored
   heads (or checks an exported ``--segment`` file on its own);
 - ``checkpoint`` signs the current head of each log with the Ed25519 key of
   ``MODELGATE_LOG_SIGNING_KEY_FILE`` and stores the signed checkpoint;
-- ``export`` writes the entries of a time window as a segment (JSON Lines + its checkpoint)
-  for archiving; ``prune`` deletes from the database what an archived segment holds;
+- ``export`` writes the entries of a time window of one log (``--log``, default
+  ``decisions``) as a segment (JSON Lines + its checkpoint) for archiving; ``prune`` deletes
+  from the database what an archived segment holds (of the log its header names);
 - ``keygen`` writes a new signing key.
 
 Exit codes: 0 intact (or done), 1 tampered, 2 bad usage or input (options, key or segment
@@ -183,7 +185,7 @@ _LOG = click.option(
     "logs",
     multiple=True,
     metavar="NAME",
-    help="Only this log (repeatable; default: every log, e.g. decisions).",
+    help="Only this log (repeatable; default: every log: decisions, approval_log).",
 )
 _PUBLIC_KEY = click.option(
     "--public-key",
@@ -197,7 +199,7 @@ _PUBLIC_KEY = click.option(
 
 @click.group("log")
 def log_group() -> None:
-    """Tamper evidence of the decision log (and the other append-only logs).
+    """Tamper evidence of the decision log and the approval log.
 
     \b
     Exit codes:
@@ -222,7 +224,8 @@ def _check_logs(logs: tuple[str, ...]) -> list[str] | None:
     "--from",
     "from_seq",
     type=click.IntRange(min=1),
-    help="Start at this sequence number (trusting the hash it links to).",
+    help="Start at this sequence number of one log (--log, default decisions), trusting the "
+    "hash it links to.",
 )
 @click.option(
     "--segment",
@@ -253,11 +256,14 @@ def verify_command(
     trusted = _trusted(settings, public_keys)
     if segments and (from_seq is not None or logs):
         _fail("--segment cannot be combined with --from or --log", EXIT_USAGE)
+    if from_seq is not None and len(logs) > 1:
+        _fail("--from takes one --log: sequence numbers are per log", EXIT_USAGE)
     if segments:
         with _errors():
             reports = [chain.verify_segment(Path(p), trusted=trusted) for p in segments]
     else:
-        names = _check_logs(logs)
+        # sequence numbers are per log: --from alone means the decision log's
+        names = _check_logs(logs or (("decisions",) if from_seq is not None else ()))
         reports = _with_database(
             settings, lambda db: chain.verify(db, names, from_seq=from_seq, trusted=trusted)
         )
@@ -312,7 +318,13 @@ def checkpoint_command(logs: tuple[str, ...], key_file: str | None, output: str)
 @log_group.command("export")
 @click.option("--since", type=_When(), help="First time included (ISO 8601; UTC if no zone).")
 @click.option("--until", type=_When(), help="End of the window (excluded).")
-@click.option("--log", "log_name", default="decisions", show_default=True, help="The log.")
+@click.option(
+    "--log",
+    "log_name",
+    default="decisions",
+    show_default=True,
+    help="The log to export: decisions or approval_log.",
+)
 @click.option(
     "--out",
     "out",

@@ -13,8 +13,9 @@ Readiness is a list of checks, each ``ok``, ``warn`` or ``fail`` with its reason
   warns when one expires within the warning window (30 days by default);
 - documentation: fails when a deployed version lacks a required field, warns when it lacks
   a recommended one (model card, metrics, training run, source);
-- log integrity (when a verification of the tamper-evident logs is given, as the report
-  does): fails when a log does not verify, warns when no signed checkpoint exists yet.
+- log integrity (when a verification of the tamper-evident logs — the decision log and the
+  approval log — is given, as the report does): fails when a log does not verify, warns
+  when one has no signed checkpoint yet.
 
 The overall status is ``ready`` (every check ok), ``at risk`` (warnings only) or ``not
 ready`` (any failure). :func:`readiness` takes the inputs; :func:`assess` gathers them from

@@ -16,6 +16,7 @@ from modelgate.cli import main
 from modelgate.inventory import chain
 from modelgate.inventory.db import Database
 from tests.fixtures.tools import free_port
+from tests.inventory.test_approval_log_chain import ACTIONS, sign_off
 from tests.inventory.test_chain import N, record, rows, tamper
 
 
@@ -48,6 +49,7 @@ def test_verify_exits_0_on_an_intact_log_and_1_naming_a_tampered_entry(
     intact = run("verify")
     assert intact.exit_code == 0, intact.output
     assert f"decisions: intact, {N} entries (1-{N}), 0 checkpoint(s) checked" in intact.output
+    assert "approval_log: intact, 0 entries (-), 0 checkpoint(s) checked" in intact.output
     assert "no checkpoint" in intact.output and "no trusted public key" in intact.output
 
     original = rows(db)[2]["entry_hash"]
@@ -62,15 +64,17 @@ def test_verify_exits_0_on_an_intact_log_and_1_naming_a_tampered_entry(
     assert as_json.exit_code == 1
     doc = json.loads(as_json.output)
     assert doc["intact"] is False and doc["trusted_keys"] is None
-    (log,) = doc["logs"]
+    log, approval_log = doc["logs"]
     assert log["log"] == "decisions" and log["entries"] == N
+    assert approval_log["log"] == "approval_log" and approval_log["intact"]
     assert [(p["kind"], p["seq"], p["expected"]) for p in log["problems"]] == [
         ("edited", 3, original)
     ]
 
-    later = run("verify", "--from", "4", "--output", "json")
+    later = run("verify", "--from", "4", "--output", "json")  # of the decision log
     assert later.exit_code == 0, later.output
-    assert json.loads(later.output)["logs"][0]["first_seq"] == 4
+    (from_4,) = json.loads(later.output)["logs"]
+    assert (from_4["log"], from_4["first_seq"]) == ("decisions", 4)
 
 
 def test_checkpoints_are_signed_with_the_configured_key_and_checked_against_it(
@@ -161,7 +165,7 @@ def test_an_exported_segment_verifies_on_its_own_and_pruning_keeps_the_rest_veri
     assert [r["seq"] for r in rows(db)] == [6, 7, 8]
     remaining = run("verify", "--output", "json")
     assert remaining.exit_code == 0, remaining.output
-    (log,) = json.loads(remaining.output)["logs"]
+    log, _ = json.loads(remaining.output)["logs"]
     assert log["anchored_by"] == "checkpoint" and log["first_seq"] == 6
     assert run("verify", "--segment", str(segment)).exit_code == 0  # the archive still does
 
@@ -182,6 +186,81 @@ def test_an_exported_segment_verifies_on_its_own_and_pruning_keeps_the_rest_veri
     assert run("export", "--since", "2026-01-01T12:08", "--out", str(later)).exit_code == 0
     refused = run("prune", "--segment", str(later))
     assert refused.exit_code == 2 and "archive those first" in refused.output
+
+
+def test_verify_names_the_approval_log_and_its_edited_or_deleted_entry(
+    env: str, db: Database
+) -> None:
+    record(db)
+    sign_off(db)
+    n = len(ACTIONS)
+    intact = run("verify")
+    assert intact.exit_code == 0, intact.output
+    assert intact.output.index("decisions: intact") < intact.output.index("approval_log: intact")
+    assert f"approval_log: intact, {n} entries (1-{n})" in intact.output
+
+    tamper(db, "UPDATE approval_log SET actor = 'mallory@example.com' WHERE seq = 2")
+    edited = run("verify")
+    assert edited.exit_code == 1
+    assert f"decisions: intact, {N} entries" in edited.output
+    assert f"approval_log: TAMPERED, 1 problem(s) in {n} entries (1-{n})" in edited.output
+    assert "seq 2  edited: entry 2 was edited" in edited.output
+
+    tamper(db, "DELETE FROM approval_log WHERE seq = 4")
+    as_json = run("verify", "--log", "approval_log", "--output", "json")
+    assert as_json.exit_code == 1
+    (log,) = json.loads(as_json.output)["logs"]
+    assert log["log"] == "approval_log" and log["intact"] is False
+    assert [(p["kind"], p["seq"]) for p in log["problems"]] == [("edited", 2), ("deleted", 4)]
+    assert run("verify", "--log", "decisions").exit_code == 0
+
+
+def test_the_approval_log_is_checkpointed_exported_and_pruned_like_the_decision_log(
+    env: str, db: Database, key_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    record(db)  # decisions at 12:01 .. 12:08
+    sign_off(db)  # approval-log entries 1..6 at 12:01 .. 12:06
+    monkeypatch.setenv("MODELGATE_LOG_SIGNING_KEY_FILE", str(key_file))
+    signed = run("checkpoint")
+    assert signed.exit_code == 0, signed.output
+    assert f"decisions: checkpoint of entry {N}" in signed.output
+    assert "approval_log: checkpoint of entry 6" in signed.output
+
+    segment = tmp_path / "approval_log-1.jsonl"
+    exported = run(
+        "export", "--log", "approval_log", "--until", "2026-01-01T12:03:30", "--out", str(segment)
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "approval_log: entries 1-3 (3) written to" in exported.output
+    lines = segment.read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert (header["log"], header["from_seq"], header["to_seq"]) == ("approval_log", 1, 3)
+    assert header["prev_hash"] == chain.genesis("approval_log")
+    assert [json.loads(line)["content"]["action"] for line in lines[1:4]] == ACTIONS[:3]
+    alone = run("verify", "--segment", str(segment))
+    assert alone.exit_code == 0, alone.output
+    assert "approval_log: intact, 3 entries (1-3), 1 checkpoint(s) checked" in alone.output
+
+    # the DESIGN contract `log export --since --until` still means the decision log
+    default = tmp_path / "decisions.jsonl"
+    exported = run(
+        "export", "--since", "2026-01-01", "--until", "2026-01-02", "--out", str(default)
+    )
+    assert exported.exit_code == 0, exported.output
+    assert f"decisions: entries 1-{N} ({N}) written to" in exported.output
+    assert json.loads(default.read_text("utf-8").splitlines()[0])["log"] == "decisions"
+
+    pruned = run("prune", "--segment", str(segment))
+    assert pruned.exit_code == 0, pruned.output
+    assert "pruned 3 entries" in pruned.output
+    remaining = run("verify", "--output", "json")
+    assert remaining.exit_code == 0, remaining.output
+    decisions, approval_log = json.loads(remaining.output)["logs"]
+    assert decisions["first_seq"] == 1 and decisions["entries"] == N
+    assert approval_log["anchored_by"] == "checkpoint"
+    assert (approval_log["first_seq"], approval_log["last_seq"]) == (4, 6)
+    sign_off(db, "2.0", start=7)  # and sign-off goes on after pruning
+    assert run("verify").exit_code == 0
 
 
 def test_deleting_old_entries_without_a_checkpoint_is_not_pruning(env: str, db: Database) -> None:
@@ -210,6 +289,8 @@ def test_usage_errors_exit_2(env: str, db: Database, tmp_path: Path) -> None:
         (["verify", "--segment", str(tmp_path / "none.jsonl")], "cannot read the segment"),
         (["verify", "--segment", "x", "--from", "2"], "cannot be combined"),
         (["verify", "--from", "0"], "0 is not in the range"),
+        (["verify", "--from", "2", "--log", "decisions", "--log", "approval_log"], "one --log"),
+        (["export", "--out", "x", "--log", "nope"], "unknown log 'nope'"),
         (["export", "--out", "x", "--since", "yesterday"], "not an ISO 8601 date"),
         (["export", "--out", "x", "--since", "2026-02-01", "--until", "2026-01-01"], "before"),
         (["export", "--out", str(tmp_path / "s.jsonl"), "--since", "2030-01-01"], "no entry"),

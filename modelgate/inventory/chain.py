@@ -68,7 +68,7 @@ from sqlalchemy.types import TypeDecorator
 
 from modelgate.inventory.base import utcnow
 from modelgate.inventory.db import Database, errors
-from modelgate.inventory.models import Decision, LogCheckpoint, LogHead
+from modelgate.inventory.models import ApprovalLogEntry, Decision, LogCheckpoint, LogHead
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,15 @@ class ChainedLog:
         return [c for c in self.table.columns if c.name not in EXCLUDED_COLUMNS]
 
 
-#: every chained log, by name (the approval log registers here the same way)
+#: every chained log, by name, in the order commands and reports list them: the decision log
+#: (``writes._insert_decisions``) and the approval log (``writes.append_log``)
 LOGS: dict[str, ChainedLog] = {
     "decisions": ChainedLog("decisions", Decision.__table__, "time"),  # type: ignore[arg-type]
+    "approval_log": ChainedLog(
+        "approval_log",
+        ApprovalLogEntry.__table__,  # type: ignore[arg-type]
+        "time",
+    ),
 }
 
 
@@ -1048,7 +1054,7 @@ def verify_logs(
     trusted_list = list(trusted) if trusted is not None else None
     return [
         verify_log(connection, get_log(n), from_seq=from_seq, trusted=trusted_list)
-        for n in (names or sorted(LOGS))
+        for n in (names or LOGS)
     ]
 
 
@@ -1373,11 +1379,13 @@ def verify(
 def checkpoint(
     db: Database, key: Ed25519PrivateKey, names: Iterable[str] | None = None
 ) -> list[CheckpointRecord]:
-    """Sign and store a checkpoint of each log's current head."""
+    """Sign and store a checkpoint of each log's current head. The heads are locked in the
+    order of :data:`LOGS` (the order every writer takes them in), whatever ``names``'s."""
+    chosen = {get_log(n).name for n in names} if names else set(LOGS)
     out: list[CheckpointRecord] = []
     with _guard(db), db.session() as session:
-        for name in names or sorted(LOGS):
-            out.append(sign_checkpoint(session, get_log(name), key))
+        for name in (n for n in LOGS if n in chosen):
+            out.append(sign_checkpoint(session, LOGS[name], key))
     return out
 
 

@@ -12,9 +12,9 @@ checkpoints are ``log_checkpoints`` (append-only too).
 
 ``Approval``, ``Exemption`` and ``RecordedCertification`` are the sign-off recorded through
 the API (only their revocation fields ever change); ``ApprovalLogEntry`` is the approval log,
-one row per write (register, approve, reject, revoke, exempt, certify), append-only like the
-decision log. On PostgreSQL a write to the sign-off tables notifies the channel
-:data:`REGISTRY_CHANNEL`, so webhooks reload their approval snapshot at once.
+one row per write (register, approve, reject, revoke, exempt, certify), append-only and
+hash-chained like the decision log. On PostgreSQL a write to the sign-off tables notifies the
+channel :data:`REGISTRY_CHANNEL`, so webhooks reload their approval snapshot at once.
 
 ``ScanRun`` and ``Finding`` are the auditor's: one row per ``modelgate audit`` scan, and the
 findings tracked across scans (``audit_scan_findings`` links each scan to what it saw).
@@ -330,9 +330,10 @@ class RecordedCertification(Base):
     model_version: Mapped[ModelVersion] = relationship()
 
 
-class ApprovalLogEntry(Base):
-    """One write of sign-off data. Append-only; every content field is a plain column (lists
-    and scopes as canonical JSON text) so the log can be hash-chained."""
+class ApprovalLogEntry(ChainedEntry, Base):
+    """One write of sign-off data. Append-only and hash-chained like the decision log (log
+    ``approval_log`` of :mod:`modelgate.inventory.chain`); every content field is a plain
+    column (lists and scopes as canonical JSON text)."""
 
     __tablename__ = "approval_log"
     __table_args__ = (Index(None, "model", "version"),)
@@ -590,11 +591,10 @@ for _stmt in POSTGRES_APPROVAL_LOG:
         DDL(_stmt).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )
 for _registry_table in REGISTRY_TABLES:
+    _trigger = DDL(POSTGRES_REGISTRY_TRIGGER.format(table=_registry_table))  # type: ignore[no-untyped-call]
     # after every table exists
     event.listen(
         Base.metadata,
         "after_create",
-        DDL(POSTGRES_REGISTRY_TRIGGER.format(table=_registry_table)).execute_if(
-            dialect="postgresql"
-        ),  # type: ignore[no-untyped-call]
+        _trigger.execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )

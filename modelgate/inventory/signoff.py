@@ -1,10 +1,12 @@
 """Sign-off in the inventory: registering versions, approvals, rejections, revocations,
-exemptions and recorded certifications, each appended to the approval log in the same
-transaction; the history and state of a version; the snapshot the webhook admits from.
+exemptions and recorded certifications, each appended to the hash-chained approval log in
+the same transaction; the history and state of a version; the snapshot the webhook admits
+from.
 
 The rules (statuses, scope, separation of duties, two-approver tiers) are
-:mod:`modelgate.approvals`; this module applies them inside the write's transaction, so two
-writes cannot both pass a check that only one of them should. Every function takes the
+:mod:`modelgate.approvals`; this module applies them inside the write's transaction, which
+holds the approval log's head lock from its start, so two writes cannot both pass a check
+that only one of them should, and concurrent writers never fork the chain. Every function takes the
 :class:`~modelgate.inventory.db.Database` and returns records of
 :mod:`modelgate.inventory.records`. Refusals are :class:`~modelgate.approvals.SignOffRefused`
 (403), a missing version or record :class:`NotFound` (404), a duplicate registration
@@ -50,7 +52,12 @@ from modelgate.inventory.records import (
     recorded_certification_record,
     version_record,
 )
-from modelgate.inventory.writes import append_log, find_version, register_version_rows
+from modelgate.inventory.writes import (
+    append_log,
+    find_version,
+    lock_approval_log,
+    register_version_rows,
+)
 from policies.config import PolicyConfig
 
 __all__ = [
@@ -75,8 +82,12 @@ class InvalidSignOff(InventoryError, ValueError):
 
 @contextmanager
 def _writing(db: Database) -> Iterator[Session]:
+    """A write transaction that holds the approval log's head lock from its start: sign-off
+    writes run one after another, so their checks see every earlier write, and each
+    appends to the chain where the previous one ended."""
     try:
         with db.session() as session:
+            lock_approval_log(session)
             yield session
     except (exc.OperationalError, exc.ProgrammingError) as e:
         raise classify(e, db.url) from e

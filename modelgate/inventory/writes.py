@@ -13,6 +13,8 @@ already recorded (same id) is skipped as a whole.
 The decision log is a hash chain (:mod:`modelgate.inventory.chain`): decisions are appended
 under the chain head's lock, which is taken first, so replays already recorded are filtered
 out before sequence numbers are given (no gaps) and concurrent writers never fork the chain.
+The approval log is one too (:func:`append_log`); a transaction that appends to both takes
+the decision log's head lock first, then the approval log's, then writes other rows.
 """
 
 from __future__ import annotations
@@ -169,6 +171,10 @@ def apply_events(session: Session, items: Sequence[SubmittedEvent]) -> None:
             elif _registers_pending(ev, md):
                 assert md is not None
                 denials.append((ev, md))
+        if denials:
+            # a registration appends to the approval log: its head is locked before any
+            # model or version row is written, in the order sign-off writes take them too
+            lock_approval_log(session)
         versions = _upsert_models(session, admissions)
         _upsert_deployments(session, admissions, versions)
         for ev in sorted(deletes, key=lambda e: utc(e.time)):
@@ -265,6 +271,14 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def lock_approval_log(session: Session) -> chain.Head:
+    """Lock the approval log's chain head for the rest of the transaction (see
+    :func:`modelgate.inventory.chain.lock_head`). Writers that append to it take this lock
+    before they write any other row a sign-off write also touches, so the lock order is
+    always the decision log's head, the approval log's head, then rows."""
+    return chain.lock_head(session, chain.LOGS["approval_log"])
+
+
 def append_log(
     session: Session,
     *,
@@ -281,23 +295,29 @@ def append_log(
     expires: str | None = None,
     scope: Any = None,
 ) -> ApprovalLogEntry:
-    """Append one entry to the approval log (in the caller's transaction)."""
-    entry = ApprovalLogEntry(
-        time=utc(time),
-        action=action,
-        actor=clean(actor),
-        actor_groups=",".join(clean(g).replace(",", " ") for g in actor_groups),
-        model=clean(model),
-        version=clean(version),
-        record_type=record_type,
-        record_id=record_id,
-        reason=clean(reason),
-        evidence=_canonical([clean(e) for e in evidence]),
-        expires=expires,
-        scope=_canonical(scope) if scope else None,
-    )
+    """Append one entry to the approval log, chained (in the caller's transaction, which
+    holds the log's head lock from here on, if it did not already)."""
+    log = chain.LOGS["approval_log"]
+    head = lock_approval_log(session)
+    row: dict[str, Any] = {
+        "time": utc(time),
+        "action": action,
+        "actor": clean(actor),
+        "actor_groups": ",".join(clean(g).replace(",", " ") for g in actor_groups),
+        "model": clean(model),
+        "version": clean(version),
+        "record_type": record_type,
+        "record_id": record_id,
+        "reason": clean(reason),
+        "evidence": _canonical([clean(e) for e in evidence]),
+        "expires": expires,
+        "scope": _canonical(scope) if scope else None,
+    }
+    chain.link(log, head, [row])
+    entry = ApprovalLogEntry(**row)
     session.add(entry)
     session.flush()
+    chain.save_head(session, head)
     return entry
 
 

@@ -138,8 +138,12 @@ def test_a_clean_inventory_is_ready_and_a_broken_chain_makes_the_report_say_so(
     assert result.exit_code == 0, result.output
     cover = flat(pdf_text(ready).split("\f")[0])
     assert "VERDICT READY" in cover
-    assert "OK log integrity: decisions intact up to entry 1, with signed checkpoints" in cover
+    assert (
+        "OK log integrity: decisions intact up to entry 1, approval_log intact up to entry 0, "
+        "with signed checkpoints" in cover
+    )
     assert "decisions log intact up to entry 1 (1 entries verified); checkpoint of entry 1" in cover
+    assert "approval_log log intact up to entry 0 (0 entries verified); checkpoint of" in cover
     assert fingerprint in cover and "(the configured key)" in cover
     doc = embedded(ready, tmp_path)
     assert doc["readiness"]["status"] == "ready"
@@ -166,7 +170,9 @@ def test_a_clean_inventory_is_ready_and_a_broken_chain_makes_the_report_say_so(
     doc = embedded(broken, tmp_path)
     assert doc["readiness"]["status"] == "not ready"
     assert doc["log_integrity"]["intact"] is False
-    (log,) = doc["log_integrity"]["logs"]
+    log, approval_log = doc["log_integrity"]["logs"]
+    assert (log["log"], approval_log["log"]) == ("decisions", "approval_log")
+    assert approval_log["intact"] is True
     assert [(p["kind"], p["seq"]) for p in log["problems"]] == [("edited", 1)]
     integrity_page = flat(pdf_text(broken))
     assert "entry 1 — edited: entry 1 was edited" in integrity_page

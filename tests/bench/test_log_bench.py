@@ -175,7 +175,8 @@ def test_verify_a_million_entries(benchmark: BenchmarkFixture, loaded: tuple[str
         return proc.returncode, usage.ru_maxrss / 1024, cpu, json.loads(out)
 
     code, peak_mib, cpu, doc = benchmark.pedantic(verify, rounds=1, iterations=1)  # type: ignore[no-untyped-call]
-    (report,) = doc["logs"]
+    report, approval_log = doc["logs"]  # the decision log first; the approval log is empty
+    assert (report["log"], approval_log["log"]) == ("decisions", "approval_log")
     assert code == 0, report["problems"][:5]
     assert report["intact"] and report["entries"] == total and report["last_seq"] == total
     benchmark.extra_info["entries"] = total

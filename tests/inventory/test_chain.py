@@ -123,7 +123,9 @@ def test_recorded_decisions_form_an_intact_chain(db: Database) -> None:
     assert entries[0]["prev_hash"] == chain.genesis("decisions")
     for before, after in itertools.pairwise(entries):
         assert after["prev_hash"] == before["entry_hash"]
-    (report,) = chain.verify(db)
+    report, approval_log = chain.verify(db)  # every log, the decision log first
+    assert approval_log["log"] == "approval_log" and approval_log["intact"]
+    assert report["log"] == "decisions"
     assert report["intact"] and report["entries"] == N
     assert (report["first_seq"], report["last_seq"]) == (1, N)
     assert report["last_hash"] == entries[-1]["entry_hash"]
@@ -198,10 +200,10 @@ def test_the_verifiers_encoder_gives_the_canonical_form_of_the_typed_values(
 def test_a_nullable_column_added_later_leaves_the_older_hashes_valid(db: Database) -> None:
     record(db, 3)
     with db.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE decisions ADD COLUMN caller_verified BOOLEAN"))
+        conn.execute(text("ALTER TABLE decisions ADD COLUMN added_later BOOLEAN"))
     with db.engine.connect() as conn:
         reflected = Table("decisions", MetaData(), autoload_with=conn)
-        assert "caller_verified" in reflected.c
+        assert "added_later" in reflected.c
         later = chain.ChainedLog("decisions", reflected, "time")
         report = chain.verify_log(conn, later)
     assert report["intact"] and report["entries"] == 3
@@ -252,8 +254,10 @@ def test_a_spool_replay_keeps_the_chain_in_spool_order(db: Database, tmp_path: P
 
 
 def test_an_empty_log_verifies(db: Database) -> None:
-    (report,) = chain.verify(db)
-    assert report["intact"] and report["entries"] == 0 and report["last_seq"] is None
+    reports = chain.verify(db)
+    assert [r["log"] for r in reports] == ["decisions", "approval_log"]
+    for report in reports:
+        assert report["intact"] and report["entries"] == 0 and report["last_seq"] is None
 
 
 # --------------------------------------------------------------------------- tampering
@@ -381,7 +385,7 @@ def test_deleting_the_newest_entries_after_a_checkpoint_is_detected(
     db: Database, signing_key: Any
 ) -> None:
     record(db)
-    (cp,) = chain.checkpoint(db, signing_key)
+    (cp,) = chain.checkpoint(db, signing_key, ["decisions"])
     assert (cp["seq"], cp["entry_hash"]) == (N, rows(db)[-1]["entry_hash"])
     record(db, 2, start=N + 1)  # entries after the checkpoint
     # the attacker removes the newest entries and rewinds the head to hide it
@@ -389,11 +393,11 @@ def test_deleting_the_newest_entries_after_a_checkpoint_is_detected(
     tamper(
         db,
         f"DELETE FROM decisions WHERE seq >= {N - 1}",
-        "UPDATE log_heads SET seq = :seq, entry_hash = :h",
+        "UPDATE log_heads SET seq = :seq, entry_hash = :h WHERE log = 'decisions'",
         seq=N - 2,
         h=entries[N - 3]["entry_hash"],
     )
-    (report,) = chain.verify(db)
+    (report,) = chain.verify(db, ["decisions"])
     assert not report["intact"]
     assert [(p["kind"], p["seq"]) for p in report["problems"]] == [("deleted", N - 1)]
     message = report["problems"][0]["message"]
@@ -425,7 +429,7 @@ def test_a_checkpoint_signed_by_another_key_or_forged_is_reported(
     mine = chain.fingerprint(signing_key.public_key())
     assert problems(db, trusted=[mine]) == []
     stranger = chain.fingerprint(chain.generate_key().public_key())
-    (report,) = chain.verify(db, trusted=[stranger])
+    (report,) = chain.verify(db, ["decisions"], trusted=[stranger])
     assert [p["kind"] for p in report["problems"]] == ["checkpoint"]
     assert "not by the trusted key" in report["problems"][0]["message"]
     tamper(db, "UPDATE log_checkpoints SET entry_hash = :h", h="a" * 64)
@@ -438,7 +442,7 @@ def test_an_edit_before_a_checkpoint_is_caught_by_it_too(db: Database, signing_k
     chain.checkpoint(db, signing_key)
     original = rows(db)[-1]["entry_hash"]
     tamper(db, "UPDATE decisions SET entry_hash = :h WHERE seq = :n", h="b" * 64, n=N)
-    (report,) = chain.verify(db)
+    (report,) = chain.verify(db, ["decisions"])
     kinds = {(p["kind"], p["seq"]) for p in report["problems"]}
     assert ("edited", N) in kinds
     by_checkpoint = [p for p in report["problems"] if "checkpoint signed at" in p["message"]]
@@ -449,7 +453,7 @@ def test_verification_from_a_sequence_number(db: Database) -> None:
     record(db)
     tamper(db, "UPDATE decisions SET allowed = true WHERE seq = 2")
     assert problems(db) == [("edited", 2)]
-    (report,) = chain.verify(db, from_seq=3)
+    (report,) = chain.verify(db, ["decisions"], from_seq=3)
     assert report["intact"] and report["entries"] == N - 2 and report["first_seq"] == 3
     assert report["anchored_by"] == "from"
 

@@ -1,6 +1,7 @@
-"""Concurrent writers on one real PostgreSQL never fork the decision log's chain: two
-``modelgate serve`` processes (two gunicorn workers each) taking admission requests at the
-same time, and two recorder processes appending batches at the same time."""
+"""Concurrent writers on one real PostgreSQL never fork the chains: two ``modelgate serve``
+processes (two gunicorn workers each) taking admission requests at the same time, two
+recorder processes appending batches at the same time, and sign-off writers appending to
+the approval log while a recorder registers denied versions in it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -117,7 +119,7 @@ def test_two_webhook_processes_never_fork_the_chain(
             clusters = set(conn.execute(text("SELECT DISTINCT cluster FROM decisions")).scalars())
         assert seqs == list(range(1, len(jobs) + 1))
         assert clusters == {"replica-a", "replica-b"}  # both really wrote
-        (report,) = chain.verify(db)
+        (report,) = chain.verify(db, ["decisions"])
         assert report["intact"], report["problems"]
         assert report["entries"] == len(jobs)
     finally:
@@ -154,7 +156,113 @@ def test_two_recorder_processes_appending_batches_never_fork_the_chain(
     db = Database(postgres_db_url)
     try:
         assert _count(db) == 1000
-        (report,) = chain.verify(db)
+        (report,) = chain.verify(db, ["decisions"])
         assert report["intact"] and report["last_seq"] == 1000, report["problems"]
+    finally:
+        db.dispose()
+
+
+def _sign_off(url: str, worker: int, versions: int, start: Any) -> None:
+    from datetime import UTC, datetime
+
+    from modelgate.identity import Identity
+    from modelgate.inventory import signoff
+    from policies.config import PolicyConfig
+
+    config, today = PolicyConfig(), datetime.now(UTC).date()
+    db = Database(url)
+    try:
+        start.wait(timeout=120)
+        for n in range(versions):
+            version = f"{worker}.{n}"
+            signoff.register_version(
+                db,
+                model="shared-model",
+                version=version,
+                metadata={
+                    "owner": f"owner-{worker}@example.com",
+                    "training-date": "2026-01-01",
+                    "training-data": "s3://d",
+                },
+                actor=Identity(f"owner-{worker}@example.com"),
+                config=config,
+            )
+            signoff.record_approval(
+                db,
+                model="shared-model",
+                version=version,
+                decision="approved",
+                actor=Identity(f"approver-{worker}@example.com", ("model-risk",)),
+                reason="ok",
+                config=config,
+                today=today,
+            )
+    finally:
+        db.dispose()
+
+
+def _register_denied(url: str, batches: int, size: int, start: Any) -> None:
+    from dataclasses import replace
+
+    from modelgate.events import SubmittedEvent
+    from modelgate.inventory.writes import apply_events
+    from tests.fixtures.inventory import admit_event, model_manifest
+
+    db = Database(url)
+    try:
+        start.wait(timeout=120)
+        for b in range(batches):
+            items = []
+            for i in range(size):
+                obj = model_manifest(model="shared-model", version=f"denied.{b}.{i}")
+                denied = replace(
+                    admit_event("prod", obj),
+                    allowed=False,
+                    violations=("not approved",),
+                    enforcement="enforce",
+                )
+                items.append(SubmittedEvent(f"denied-{b}-{i}", denied))
+            with db.session() as session:
+                apply_events(session, items)
+    finally:
+        db.dispose()
+
+
+def test_concurrent_sign_off_writes_and_registrations_never_fork_the_approval_log(
+    postgres_db_url: str,
+) -> None:
+    migrate.upgrade(postgres_db_url)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(3)
+    versions, batches, size = 25, 10, 5
+    workers = [
+        *(
+            context.Process(target=_sign_off, args=(postgres_db_url, w, versions, start))
+            for w in range(2)
+        ),
+        context.Process(target=_register_denied, args=(postgres_db_url, batches, size, start)),
+    ]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    expected = 2 * versions * 2 + batches * size  # register + approve each; one per denial
+    db = Database(postgres_db_url)
+    try:
+        with db.engine.connect() as conn:
+            seqs = conn.execute(text("SELECT seq FROM approval_log ORDER BY seq")).scalars().all()
+            actions = dict(
+                conn.execute(
+                    text("SELECT action, count(*) FROM approval_log GROUP BY action")
+                ).all()
+            )
+        assert seqs == list(range(1, expected + 1))
+        assert actions == {"register": 2 * versions + batches * size, "approve": 2 * versions}
+        reports = {r["log"]: r for r in chain.verify(db)}
+        assert reports["approval_log"]["intact"], reports["approval_log"]["problems"]
+        assert reports["approval_log"]["last_seq"] == expected
+        assert reports["decisions"]["intact"], reports["decisions"]["problems"]
+        assert reports["decisions"]["last_seq"] == batches * size
     finally:
         db.dispose()

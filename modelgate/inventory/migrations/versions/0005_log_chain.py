@@ -1,16 +1,17 @@
-"""Tamper evidence: the decision log becomes a hash chain (seq, prev_hash, entry_hash,
-backfilled over the existing rows in insertion order), chain heads, signed checkpoints;
-findings get their accountable owner and due date.
+"""Tamper evidence: the decision log and the approval log become hash chains (seq,
+prev_hash, entry_hash, backfilled over the existing rows in insertion order), chain heads,
+signed checkpoints; findings get their accountable owner and due date.
 
 Revision ID: 0005_log_chain
-Revises: 0002_audit
+Revises: 0004_approvals
 Create Date: 2026-12-01
 
 The backfill computes hashes with :func:`modelgate.inventory.chain.canonical` and
 :func:`~modelgate.inventory.chain.entry_hash` — the documented canonical form, which never
 changes — over every column the table has when this runs (minus ``id`` and the chain
 columns; NULL values are left out, so columns added as nullable by other revisions do not
-matter). To chain another append-only table (the approval log), add it to ``CHAINED``.
+matter). The tables chained are ``CHAINED``; the downgrade removes the chain columns of
+each of them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ depends_on = None
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 #: (table, log name) of every append-only table this revision chains
-CHAINED: tuple[tuple[str, str], ...] = (("decisions", "decisions"),)
+CHAINED: tuple[tuple[str, str], ...] = (
+    ("decisions", "decisions"),
+    ("approval_log", "approval_log"),  # created by 0004_approvals
+)
 
 CHECKPOINT_TRIGGERS_SQLITE = [
     f"CREATE TRIGGER log_checkpoints_no_{name.lower()} BEFORE {name} ON log_checkpoints "
