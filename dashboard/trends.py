@@ -84,11 +84,27 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def first_admission(model: ModelRecord) -> datetime | None:
+    """When a deployment of the model was first admitted; None for a model only registered
+    (through the API, or by a denied admission waiting for review)."""
+    times = [
+        d["first_admitted"]
+        for v in model["versions"]
+        for d in v["deployments"]
+        if d["first_admitted"] is not None
+    ]
+    return min(times) if times else None
+
+
 def models_per_week(models: Iterable[ModelRecord], now: datetime, weeks: int = WEEKS) -> Series:
     """Models first recorded (admitted) per ISO week (Monday to Sunday, UTC)."""
     this_week = week_start(now.astimezone(UTC).date())
     starts = [this_week - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
-    counts = Counter(week_start(m["created_at"].astimezone(UTC).date()) for m in models)
+    counts = Counter(
+        week_start(first.astimezone(UTC).date())
+        for first in (first_admission(m) for m in models)
+        if first is not None
+    )
     points = [
         Point(
             label=start.strftime("%d %b"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,7 @@ def test_an_edited_certification_window_changes_webhook_audit_dashboard_and_repo
     policies = _bundle_with(tmp_path, certification_warning_days=90)
     annotations = metadata(certifications=certs(("ISO-42001", _days(60))))
     obj = deployment("scorer", annotations=annotations)
-    settings = Settings(policy_dir=policies, database_url=sqlite_url)
+    settings = Settings(policy_dir=policies, database_url=sqlite_url, approval_source="annotation")
 
     # the webhook's warning comes from the Rego rule reading the same data file
     engine = engine_for(settings)
@@ -153,8 +154,8 @@ def test_an_edited_certification_window_changes_webhook_audit_dashboard_and_repo
     assert "expiring-certification" in found
 
     # the dashboard
-    dashboard = create_dashboard(settings)
-    overview = dashboard.test_client().get("/api/overview").get_json()
+    dashboard = create_dashboard(replace(settings, allow_anonymous=True))  # reads, not auth
+    overview = dashboard.test_client().get("/api/v1/overview").get_json()
     assert overview["certifications"]["expiring"] == 1
 
     # the PDF report
@@ -166,8 +167,8 @@ def test_an_edited_certification_window_changes_webhook_audit_dashboard_and_repo
     assert re.search(r"ISO-42001 \S+ expiring", _pdf_text(pdf)), _pdf_text(pdf)
 
     # and with the shipped 30-day window none of them flags it
-    shipped = Settings(database_url=sqlite_url)
-    quiet = create_dashboard(shipped).test_client().get("/api/overview").get_json()
+    shipped = Settings(database_url=sqlite_url, allow_anonymous=True)
+    quiet = create_dashboard(shipped).test_client().get("/api/v1/overview").get_json()
     assert quiet["certifications"]["expiring"] == 0
 
 
@@ -190,9 +191,11 @@ def test_one_live_count_in_the_dashboard_the_export_and_the_report(
     Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snapshot]}))
     engine.close()
 
-    dashboard = create_dashboard(Settings(database_url=sqlite_url)).test_client()
-    assert dashboard.get("/api/overview").get_json()["counts"]["live_deployments"] == 2
-    models = {m["name"]: m for m in dashboard.get("/api/models").get_json()}
+    dashboard = create_dashboard(
+        Settings(database_url=sqlite_url, allow_anonymous=True)
+    ).test_client()
+    assert dashboard.get("/api/v1/overview").get_json()["counts"]["live_deployments"] == 2
+    models = {m["name"]: m for m in dashboard.get("/api/v1/models").get_json()}
     assert [models[f"model-{n}"]["deployments"] for n in "abc"] == [1, 1, 0]
 
     monkeypatch.setenv("MODELGATE_DATABASE_URL", sqlite_url)

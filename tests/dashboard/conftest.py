@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -149,15 +150,20 @@ def viewer_token_file() -> Path:
     return write_token_file(path, [(VIEWER_TOKEN, "auditor@example.com", ["auditors"])])
 
 
-def make_client(url: str) -> tuple[Flask, FlaskClient]:
-    """The dashboard for ``url``; its test client sends a viewer's bearer token."""
+def make_client(
+    url: str, clock: Callable[[], datetime] | None = None, **settings: Any
+) -> tuple[Flask, FlaskClient]:
+    """The dashboard for ``url`` (with more ``settings``, and ``clock``); its test client
+    sends a viewer's bearer token."""
     app = create_app(
         Settings.from_env(
             {},
             database_url=url,
             token_file=str(viewer_token_file()),
             role_groups="viewer=auditors",
-        )
+            **settings,
+        ),
+        **({"clock": clock} if clock is not None else {}),
     )
     app.testing = True
     client = app.test_client()

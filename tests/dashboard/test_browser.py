@@ -18,8 +18,10 @@ from modelgate.inventory import migrate
 from modelgate.inventory.db import Database
 from policies.engines import PolicyEngine
 from tests.dashboard import scenario
+from tests.dashboard.conftest import VIEWER_TOKEN, viewer_token_file
 from tests.fixtures.browser import serve_dashboard
 
+VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 PAGES = ["/", "/models", "/decisions", "/findings", "/capacity", "/models/fraud-detector"]
 
 
@@ -33,13 +35,19 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, engine: PolicyEngine) -> 
         scenario.build(db, engine, work)
     finally:
         db.dispose()
-    with serve_dashboard(url, work) as base:
+    env = {
+        "MODELGATE_TOKEN_FILE": str(viewer_token_file()),
+        "MODELGATE_ROLE_GROUPS": "viewer=auditors",
+    }
+    with serve_dashboard(url, work, env) as base:
         yield base
 
 
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
+    # every request carries a viewer's bearer token (sign-in itself: tests/dashboard/test_auth)
     p = chromium.new_page()
+    p.set_extra_http_headers({"Authorization": f"Bearer {VIEWER_TOKEN}"})
     p.problems = []  # console errors and CSP violations, failed requests
     p.on("console", lambda m: p.problems.append(m.text) if m.type == "error" else None)
     p.on("requestfailed", lambda r: p.problems.append(f"failed: {r.url}"))
@@ -63,9 +71,9 @@ def _text(page: Any, selector: str) -> str:
 
 
 def test_each_page_renders_its_numbers(page: Any, base_url: str, tmp_path: Path) -> None:
-    overview = requests.get(f"{base_url}/api/overview", timeout=30).json()
+    overview = requests.get(f"{base_url}/api/v1/overview", headers=VIEWER, timeout=30).json()
     _open(page, f"{base_url}/", tmp_path, "overview")
-    assert _text(page, "#count-models") == str(overview["counts"]["models"]) == "4"
+    assert _text(page, "#count-models") == str(overview["counts"]["models"]) == "5"
     assert _text(page, "#count-deployments") == "3"
     assert _text(page, "#doc-required-percent") == "100%"
     assert _text(page, "#count-not-ready") == "1"
@@ -169,5 +177,5 @@ def test_no_link_on_any_page_is_broken(page: Any, base_url: str, tmp_path: Path)
         "/decisions",
     ):
         assert path in visited, sorted(visited)
-    assert "/models/rogue-llm" not in visited and "/models/shadow-model" not in visited
+    assert "/models/rogue-llm" not in visited  # an orphan: never admitted, never registered
     assert not page.problems, page.problems

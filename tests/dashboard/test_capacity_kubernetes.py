@@ -254,10 +254,12 @@ def test_capacity_by_namespace_and_cluster(capacity: Any) -> None:
 
 
 def test_model_page_shows_restarts_and_readiness(capacity: Any) -> None:
-    detail = capacity.get("/api/models/llm-chat").get_json()
+    detail = capacity.get("/api/v1/models/llm-chat").get_json()
     dep = detail["versions"][0]["deployments"][0]
     assert (dep["desired"], dep["ready"], dep["restarts"], dep["not_ready"]) == (2, 2, 4, False)
-    scorer = capacity.get("/api/models/credit-scorer").get_json()["versions"][0]["deployments"][0]
+    scorer = capacity.get("/api/v1/models/credit-scorer").get_json()["versions"][0]["deployments"][
+        0
+    ]
     assert (scorer["desired"], scorer["ready"], scorer["not_ready"]) == (1, 0, True)
-    overview = capacity.get("/api/overview").get_json()
+    overview = capacity.get("/api/v1/overview").get_json()
     assert [m["model"] for m in overview["not_ready"]] == ["credit-scorer"]

@@ -39,23 +39,30 @@ def _bars(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def test_overview_counts_follow_the_scans(client: FlaskClient) -> None:
-    o = client.get("/api/overview").get_json()
-    # churn was admitted but neither scan found it: not live; the orphan was never admitted
-    assert o["counts"] == {"models": 4, "versions": 4, "live_deployments": 3}
+    o = client.get("/api/v1/overview").get_json()
+    # churn was admitted but neither scan found it: not live; the orphan was never admitted;
+    # the denied shadow-model is registered, waiting for review (a model without deployments)
+    assert o["counts"] == {"models": 5, "versions": 5, "live_deployments": 3}
     html = client.get("/").get_data(as_text=True)
-    assert _card(html, "count-models") == "4"
-    assert _card(html, "count-versions") == "4"
+    assert _card(html, "count-models") == "5"
+    assert _card(html, "count-versions") == "5"
     assert _card(html, "count-deployments") == "3"
     # the models page counts the same live deployments
-    models = {m["name"]: m["deployments"] for m in client.get("/api/models").get_json()}
-    assert models == {"churn-predictor": 0, "credit-scorer": 1, "fraud-detector": 1, "llm-chat": 1}
+    models = {m["name"]: m["deployments"] for m in client.get("/api/v1/models").get_json()}
+    assert models == {
+        "churn-predictor": 0,
+        "credit-scorer": 1,
+        "fraud-detector": 1,
+        "llm-chat": 1,
+        "shadow-model": 0,
+    }
     assert sum(models.values()) == o["counts"]["live_deployments"]
 
 
 def test_documentation_headline_is_the_required_fields(client: FlaskClient) -> None:
     """No deployed version lacks a required field, one lacks a recommended one (scorer has no
     ``source``): the headline reads 100 %, not 67 %."""
-    docs = client.get("/api/overview").get_json()["documentation"]
+    docs = client.get("/api/v1/overview").get_json()["documentation"]
     assert (docs["live_versions"], docs["required_complete"], docs["required_percent"]) == (
         3,
         3,
@@ -69,7 +76,7 @@ def test_documentation_headline_is_the_required_fields(client: FlaskClient) -> N
 
 
 def test_certification_readiness_and_findings_figures(client: FlaskClient) -> None:
-    o = client.get("/api/overview").get_json()
+    o = client.get("/api/v1/overview").get_json()
     assert (o["certifications"]["expired"], o["certifications"]["expiring"]) == (0, 1)
     # the second scan: orphan (rogue), drift (fraud's image), retired (churn), expiring cert
     assert o["open_findings"] == 4
@@ -80,6 +87,8 @@ def test_certification_readiness_and_findings_figures(client: FlaskClient) -> No
         "retired": 1,
         "expiring-certification": 1,
         "missing-metadata": 0,
+        "unapproved": 0,  # the scenario judges the compliance-status annotation
+        "expiring-approval": 0,
     }
     assert o["readiness"]["status"] == "not ready"
     html = client.get("/").get_data(as_text=True)
@@ -91,7 +100,7 @@ def test_certification_readiness_and_findings_figures(client: FlaskClient) -> No
 
 
 def test_not_ready_model_is_flagged_on_the_overview(client: FlaskClient) -> None:
-    o = client.get("/api/overview").get_json()
+    o = client.get("/api/v1/overview").get_json()
     assert [
         (m["model"], [(d["name"], d["ready"], d["desired"]) for d in m["deployments"]])
         for m in o["not_ready"]
@@ -104,7 +113,7 @@ def test_not_ready_model_is_flagged_on_the_overview(client: FlaskClient) -> None
 
 
 def test_overview_capacity_figures(client: FlaskClient) -> None:
-    cap = client.get("/api/overview").get_json()["capacity"]
+    cap = client.get("/api/v1/overview").get_json()["capacity"]
     # fraud 2x1 + llm 2x2 + rogue 1x1 GPUs; llm has one replica not ready: 2 idle GPUs
     assert (cap["gpus"], cap["idle_gpus"], cap["orphans"], cap["orphan_gpus"]) == (7, 2, 1, 1)
     assert cap["requests"]["cpu"] == pytest.approx(3.5)  # 7 replicas x 500m
@@ -117,7 +126,7 @@ def test_overview_capacity_figures(client: FlaskClient) -> None:
 
 
 def test_trends_count_decisions_findings_and_models(client: FlaskClient) -> None:
-    o = client.get("/api/overview").get_json()
+    o = client.get("/api/v1/overview").get_json()
     t = o["trends"]
     per_day = {p["label"]: p["values"] for p in t["decisions"]["points"]}
     assert len(per_day) == 14
@@ -134,7 +143,7 @@ def test_trends_count_decisions_findings_and_models(client: FlaskClient) -> None
     generated = datetime.fromisoformat(o["generated_at"]).astimezone(UTC).date()
     monday = generated - timedelta(days=generated.weekday())
     created = [
-        datetime.fromisoformat(client.get(f"/api/models/{name}").get_json()["created_at"])
+        datetime.fromisoformat(client.get(f"/api/v1/models/{name}").get_json()["created_at"])
         for name in ("fraud-detector", "credit-scorer", "churn-predictor", "llm-chat")
     ]
     expected = sum(1 for c in created if c.astimezone(UTC).date() >= monday)
@@ -221,35 +230,26 @@ def test_capacity_page_shows_holders_orphans_and_the_trend(client: FlaskClient) 
 def test_runtime_older_than_one_scan_interval_is_stale(
     db: Database, db_url: str, engine: PolicyEngine, tmp_path: Path
 ) -> None:
-    from dashboard.app import create_app
-    from modelgate.settings import Settings
-
     scenario.build(db, engine, tmp_path)
     later = datetime.now(UTC) + timedelta(hours=2)
-    app = create_app(
-        Settings.from_env({}, database_url=db_url, scan_interval_seconds=3600),
-        clock=lambda: later,
-    )
-    client = app.test_client()
+    _, client = make_client(db_url, clock=lambda: later, scan_interval_seconds=3600)
     body = client.get("/api/v1/capacity").get_json()
     assert body["scan_interval_seconds"] == 3600
     assert all(r["stale"] and "stale" in r["flags"] for r in body["rows"])
-    assert client.get("/api/overview").get_json()["capacity"]["stale"] == 4
+    assert client.get("/api/v1/overview").get_json()["capacity"]["stale"] == 4
     page = client.get("/models/fraud-detector").get_data(as_text=True)
     assert "b-stale" in page
     # within the interval nothing is stale
-    fresh = create_app(Settings.from_env({}, database_url=db_url, scan_interval_seconds=86400))
-    assert not any(
-        r["stale"] for r in fresh.test_client().get("/api/v1/capacity").get_json()["rows"]
-    )
+    _, fresh = make_client(db_url, scan_interval_seconds=86400)
+    assert not any(r["stale"] for r in fresh.get("/api/v1/capacity").get_json()["rows"])
 
 
 def test_overview_charts_follow_the_inventory(client: FlaskClient) -> None:
-    o = client.get("/api/overview").get_json()
-    assert _bars(o["by_tier"]) == {"high": 1, "limited": 2, "minimal": 1}
+    o = client.get("/api/v1/overview").get_json()
+    assert _bars(o["by_tier"]) == {"high": 1, "limited": 3, "minimal": 1}  # with shadow-model
     assert _bars(o["by_status"]) == {
         "approved": 3,
-        "pending-review": 1,
+        "pending-review": 2,  # with the denied shadow-model, registered for review
         "rejected": 0,
         "exempt": 0,
     }

@@ -38,7 +38,7 @@ def _section(html: str, element_id: str) -> str:
 def test_model_page_shows_its_open_drift_finding_and_the_running_image(
     client: FlaskClient,
 ) -> None:
-    detail = client.get("/api/models/fraud-detector").get_json()
+    detail = client.get("/api/v1/models/fraud-detector").get_json()
     assert [(f["type"], f["status"]) for f in detail["findings"]] == [("drift", "open")]
     assert detail["open_findings"] == 1
     version = detail["versions"][0]
@@ -75,11 +75,11 @@ def test_findings_link_their_model_only_when_the_inventory_holds_it(client: Flas
         assert client.get(href).status_code == 200, href
 
 
-def test_decisions_link_only_admitted_models(client: FlaskClient) -> None:
+def test_decisions_link_only_models_the_inventory_holds(client: FlaskClient) -> None:
     html = _html(client, "/decisions")
-    assert "shadow-model" in html and "(never admitted)" in html
-    assert 'href="/models/shadow-model"' not in html
-    assert client.get("/models/shadow-model").status_code == 404
+    # the denied shadow-model was registered for review by its denial: it has a page now
+    assert 'href="/models/shadow-model"' in html
+    assert "pending-review" in _html(client, "/models/shadow-model")
     for href in set(re.findall(r'href="(/models/[^"?]+)"', html)):
         assert client.get(href).status_code == 200, href
 
@@ -92,7 +92,7 @@ def test_warn_mode_decision_shows_its_violation_once(client: FlaskClient) -> Non
     assert html.count("certification &#39;x&#39; expires soon") == 1
     model_page = _html(client, "/models/llm-chat")
     assert model_page.count(text) == 1
-    api = client.get("/api/decisions").get_json()["decisions"]
+    api = client.get("/api/v1/decisions").get_json()["decisions"]
     warned = next(d for d in api if d["uid"] == "warn-llm")
     assert warned["enforced"] is False
     assert warned["advisories"] == ["certification 'x' expires soon"]
@@ -114,7 +114,7 @@ def test_warn_mode_decision_shows_its_violation_once(client: FlaskClient) -> Non
 def test_findings_filter_by_cluster_namespace_severity_and_owner(
     client: FlaskClient, query: str, names: set[str]
 ) -> None:
-    found = client.get(f"/api/findings?{query}").get_json()
+    found = client.get(f"/api/v1/findings?{query}").get_json()
     assert {f["name"] for f in found["findings"]} == names
     html = _html(client, f"/findings?{query}")
     for name in names:
@@ -122,7 +122,7 @@ def test_findings_filter_by_cluster_namespace_severity_and_owner(
 
 
 def test_findings_filter_options_list_what_exists(client: FlaskClient) -> None:
-    options = client.get("/api/findings").get_json()["options"]
+    options = client.get("/api/v1/findings").get_json()["options"]
     assert options["clusters"] == ["prod"]
     assert options["namespaces"] == ["growth", "lab", "ml"]
     assert options["severities"][0] == "critical"
@@ -131,7 +131,7 @@ def test_findings_filter_options_list_what_exists(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("query", ["severity=urgent", "type=nonsense", "status=maybe"])
 def test_malformed_finding_filters_are_400_json(client: FlaskClient, query: str) -> None:
-    response = client.get(f"/api/findings?{query}")
+    response = client.get(f"/api/v1/findings?{query}")
     assert response.status_code == 400
     assert "must be" in response.get_json()["error"]
 
@@ -149,7 +149,7 @@ def test_malformed_finding_filters_are_400_json(client: FlaskClient, query: str)
 def test_models_filter_by_cluster_namespace_and_owner(
     client: FlaskClient, query: str, names: set[str]
 ) -> None:
-    assert {m["name"] for m in client.get(f"/api/models?{query}").get_json()} == names
+    assert {m["name"] for m in client.get(f"/api/v1/models?{query}").get_json()} == names
     html = _html(client, f"/models?{query}")
     for name in names:
         assert f'href="/models/{name}"' in html
