@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 from sqlalchemy.engine import make_url
 
 from modelgate.approvals import RegistryEntry, SignOffRef, admitted_by, unregistered_entry
-from modelgate.inventory.db import Database, InventoryError, redact
+from modelgate.inventory.db import Database, InventoryError, SchemaMissing, redact
 from modelgate.inventory.models import REGISTRY_CHANNEL
 from modelgate.inventory.signoff import registry_entries
 from modelgate.settings import Settings
@@ -133,6 +133,11 @@ class ApprovalRegistry:
         """Reload the snapshot now; False (the last one kept) when the database fails."""
         try:
             entries = dict(self._loader())
+        except SchemaMissing:
+            # a database not created yet (the recorder creates it on its first write): it
+            # holds no sign-off, so the snapshot is empty, and admission denies unapproved
+            # versions as it would with the tables there
+            entries = {}
         except (InventoryError, Exception) as e:  # never let a load kill the thread
             message = str(e) or type(e).__name__
             if message != self._error:

@@ -292,7 +292,7 @@ def test_interval_loop_rescans_until_interrupted(
         if len(sleeps) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("auditor.cli.time.sleep", fake_sleep)
+    monkeypatch.setattr("auditor.cli.wait_between_scans", fake_sleep)
     result = _run(
         "audit",
         "--manifests",
@@ -509,7 +509,7 @@ def test_interval_loop_reloads_edited_policies_and_survives_a_failed_scan(
             raise KeyboardInterrupt
 
     monkeypatch.setattr("auditor.reconcile.audit.start_scan", flaky_start)
-    monkeypatch.setattr("auditor.cli.time.sleep", fake_sleep)
+    monkeypatch.setattr("auditor.cli.wait_between_scans", fake_sleep)
     result = CliRunner().invoke(
         main,
         [

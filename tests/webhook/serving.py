@@ -28,6 +28,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
     # as in the chart's pods: HOME on a read-only root filesystem, nothing writable there
     env["HOME"] = "/proc/self/no-home"
+    # these servers are about serving (load, faults, hostile input): they judge the
+    # compliance-status annotation; recorded sign-off has its own tests (test_signoff.py)
+    env["MODELGATE_APPROVAL_SOURCE"] = "annotation"
     env.update(extra)
     return env
 
