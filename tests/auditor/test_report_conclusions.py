@@ -139,11 +139,12 @@ def test_a_clean_inventory_is_ready_and_a_broken_chain_makes_the_report_say_so(
     cover = flat(pdf_text(ready).split("\f")[0])
     assert "VERDICT READY" in cover
     assert (
-        "OK log integrity: decisions intact up to entry 1, approval_log intact up to entry 0, "
+        "OK log integrity: decisions intact up to entry 1, approval_log intact up to entry 1, "
         "with signed checkpoints" in cover
     )
     assert "decisions log intact up to entry 1 (1 entries verified); checkpoint of entry 1" in cover
-    assert "approval_log log intact up to entry 0 (0 entries verified); checkpoint of" in cover
+    # the approval is the approval log's one entry, recorded before the checkpoint
+    assert "approval_log log intact up to entry 1 (1 entries verified); checkpoint of" in cover
     assert fingerprint in cover and "(the configured key)" in cover
     doc = embedded(ready, tmp_path)
     assert doc["readiness"]["status"] == "ready"
