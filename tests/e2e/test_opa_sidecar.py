@@ -168,8 +168,8 @@ def test_configmap_update_is_pushed_to_opa(cluster: Cluster, policy_mount: Kubel
 
 def test_a_restarted_empty_opa_gets_the_bundle_again(cluster: Cluster, opa: OpaSidecar) -> None:
     opa.stop()
-    opa.start()
-    assert opa.modelgate_policies() == []
+    opa.start()  # a new, empty OPA process (no persistence): the webhook's background
+    # re-push may fill it before the first look, so what counts is that decisions come back
     bare = deployment(unique_name("after-restart"), NS, {})
     wait_until(
         lambda: _refused_for(cluster, bare, f"{PREFIX}model-name"),
