@@ -152,6 +152,23 @@ class SignOff:
         return self.state in ("approved", "exempt")
 
 
+def current_approvals(
+    approvals: Sequence[ApprovalRecord],
+    today: date,
+    cluster: str | None = None,
+    namespace: str | None = None,
+) -> list[ApprovalRecord]:
+    """The approvals (not rejections) that hold today, in ``cluster``/``namespace`` when
+    given: not revoked, superseded or expired, and in scope."""
+    return [
+        a
+        for a in approvals
+        if a["decision"] == APPROVED
+        and approval_status(a, approvals, today) == CURRENT
+        and in_scope(a["scope"], cluster, namespace)
+    ]
+
+
 def sign_off(
     *,
     model: str,
@@ -166,13 +183,7 @@ def sign_off(
 ) -> SignOff:
     """Whether ``model`` ``version`` is signed off today (in ``cluster``/``namespace``)."""
     needed = approvers_needed(risk_tier, config)
-    current = [
-        a
-        for a in approvals
-        if a["decision"] == APPROVED
-        and approval_status(a, approvals, today) == CURRENT
-        and in_scope(a["scope"], cluster, namespace)
-    ]
+    current = current_approvals(approvals, today, cluster, namespace)
     approvers: list[str] = []
     counted: list[ApprovalRecord] = []
     for a in sorted(current, key=lambda a: (a["created"], a["id"])):

@@ -445,15 +445,12 @@ def attach_sign_off(
         }
         exemptions.extend(jsonable(e) for v in versions for e in v.exemptions)
         for v in versions:
-            current = [
-                a
-                for a in v.approvals
-                if a["decision"] == approvals.APPROVED and a["status"] == approvals.CURRENT
-            ]
-            if current:  # newest first
+            current = approvals.current_approvals(v.approvals, today)
+            if current:
+                newest = max(current, key=lambda a: (a["created"], a["id"]))
                 signed[(v.model, v.version)] = evidence.SignOff(
-                    approver=current[0]["approver"],
-                    date=current[0]["created"].astimezone(UTC).date().isoformat(),
+                    approver=newest["approver"],
+                    date=newest["created"].astimezone(UTC).date().isoformat(),
                 )
     return exemptions, signed
 
