@@ -38,7 +38,7 @@ test: tools setup lint
 
 ## bench: benchmarks (webhook load side by side with bare OPA, hot path, audit scale)
 bench: tools setup
-	$(VENV)/bin/pytest -p no:cacheprovider -m benchmark tests/bench -s
+	MODELGATE_BENCH_SCALE=full $(VENV)/bin/pytest -p no:cacheprovider -m benchmark tests/bench -s
 
 ## cluster: start a throwaway etcd + kube-apiserver on loopback for experiments
 cluster: tools setup
