@@ -4,6 +4,8 @@ importing SQLAlchemy."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,6 +106,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
+        # write-ahead log: readers (dashboard, auditor) and the recorder do not block each
+        # other, and a commit is one append (synchronous stays FULL: a commit is durable)
+        with contextlib.suppress(sqlite3.OperationalError):  # read-only: keep the journal
+            cursor.execute("PRAGMA journal_mode=WAL")
     finally:
         cursor.close()
 

@@ -526,6 +526,65 @@ def test_record_is_synchronous(db_url: str, db: Database, make_event: EventFacto
         rec.close()
 
 
+def test_events_arriving_close_together_are_written_in_one_transaction(
+    db_url: str, db: Database, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelgate.inventory import recorder as recorder_module
+
+    batches: list[int] = []
+    real = recorder_module.apply_events
+
+    def counting(session: Any, items: Any) -> None:
+        batches.append(len(items))
+        real(session, items)
+
+    monkeypatch.setattr(recorder_module, "apply_events", counting)
+    events = [make_event() for _ in range(20)]
+    for wait, most in ((0.5, 2), (0.0, None)):
+        batches.clear()
+        rec = _recorder(db_url, batch_seconds=wait)
+        try:
+            for ev in events:  # one every 5 ms, as a steady trickle of reviews
+                rec.submit(ev)
+                time.sleep(0.005)
+            deadline = time.monotonic() + 10
+            while sum(batches) < len(events) and time.monotonic() < deadline:
+                time.sleep(0.01)  # no flush: it would cut the wait short
+        finally:
+            rec.close()
+        assert sum(batches) == len(events)
+        if most is not None:  # the writer waited for the trickle to fill its batch
+            assert len(batches) <= most, batches
+        else:  # without the wait, the writer takes what is there: many small transactions
+            assert len(batches) > 2, batches
+    assert _count(db, Decision) == 2 * len(events)
+
+
+def test_a_flush_does_not_wait_for_the_batch_to_fill(
+    db_url: str, db: Database, make_event: EventFactory
+) -> None:
+    rec = _recorder(db_url, batch_seconds=30.0)
+    try:
+        rec.submit(make_event())
+        started = time.monotonic()
+        assert rec.flush(10)
+        assert time.monotonic() - started < 2.0
+        assert _count(db, Decision) == 1
+    finally:
+        rec.close()
+
+
+def test_a_sqlite_inventory_runs_in_write_ahead_log_mode(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'inventory.db'}"
+    migrate.upgrade(url)
+    database = Database(url)
+    try:
+        with database.read() as s:
+            assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        database.dispose()
+
+
 def test_healthy_reports_a_closed_port_as_down() -> None:
     rec = _recorder(f"postgresql://postgres@127.0.0.1:{free_port()}/x")
     try:
