@@ -3,8 +3,8 @@
 The bundle's served modules and data are pushed through OPA's REST API (``PUT
 /v1/policies/<id>``, ``PUT /v1/data/<path>``) whenever the bundle's digest changes; decisions
 come from ``POST /v1/data/modelgate/admission`` over one keep-alive connection per thread
-(``http.client``, no per-request client setup), each within the evaluation's deadline: a
-connection that times out is closed, which makes OPA cancel the query.
+(:mod:`policies.engines.http1`, no per-request client setup), each within the evaluation's
+deadline: a connection that times out is closed, which makes OPA cancel the query.
 
 Every answer must carry the digest of the bundle this process pushed
 (``data.modelgate.bundle.digest``, pushed last and set to ``"pushing"`` first): an OPA that
@@ -19,10 +19,8 @@ serving, and :class:`BundleError` carries OPA's message.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -34,6 +32,7 @@ from opa_client import OpaClient
 from opa_client.errors import RegoParseError
 
 from policies.bundle import MARKER_PATH, Bundle
+from policies.engines import http1
 from policies.engines.base import BundleError, EvaluationError, EvaluationTimeout, StaleBundle
 from policies.engines.common import ENTRYPOINT, BundleUnavailable, ReloadingEngine
 
@@ -181,13 +180,12 @@ class OpaEngine(ReloadingEngine):
 
     # -- evaluating ----------------------------------------------------------------------
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self) -> http1.Connection:
         """This thread's keep-alive connection to OPA (made once, reused for every query)."""
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        conn: http1.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "url", None) != self.opa_url:
             host, port, tls = parse_opa_url(self.opa_url)
-            cls = http.client.HTTPSConnection if tls else http.client.HTTPConnection
-            conn = cls(host, port, timeout=self.timeout)
+            conn = http1.Connection(host, port, tls=tls)
             self._local.conn, self._local.url = conn, self.opa_url
         return conn
 
@@ -211,29 +209,17 @@ class OpaEngine(ReloadingEngine):
             conn = self._connection()
             reused = conn.sock is not None
             try:
-                if conn.sock is None:
-                    conn.timeout = remaining
-                    conn.connect()
-                    fresh: socket.socket = conn.sock  # type: ignore[assignment]
-                    # http.client writes headers and body separately: without this, Nagle's
-                    # algorithm holds the body back until OPA acknowledges the headers
-                    fresh.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock: socket.socket = conn.sock  # type: ignore[assignment]
-                sock.settimeout(remaining)
-                headers = {"Content-Type": "application/json"} if body is not None else {}
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
+                response = conn.request(method, path, body, "application/json", remaining)
                 if response.will_close:
                     self._drop_connection()
-                return response.status, data
+                return response.status, response.body
             except TimeoutError as e:
                 # closing the connection makes OPA cancel the query
                 self._drop_connection()
                 raise EvaluationTimeout(
                     f"OPA at {self.opa_url} did not answer within {self.timeout}s"
                 ) from e
-            except (http.client.HTTPException, OSError) as e:
+            except OSError as e:
                 self._drop_connection()
                 if attempt == 1 and reused:
                     continue
