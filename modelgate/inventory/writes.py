@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -132,7 +132,7 @@ def _insert_decisions(
             rows.append(_decision_row(item, md))
         if rows:
             chain.link(log, head, rows)
-            session.execute(insert(Decision), rows)
+            session.connection().execute(Decision.__table__.insert(), rows)
     chain.save_head(session, head)
     return inserted
 
