@@ -24,9 +24,9 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,8 @@ from modelgate.inventory.parse import (
     is_url,
     parse_metadata,
 )
+
+_DECISIONS = cast(Table, Decision.__table__)
 
 
 def _insert(session: Session) -> Any:
@@ -132,7 +134,8 @@ def _insert_decisions(
             rows.append(_decision_row(item, md))
         if rows:
             chain.link(log, head, rows)
-            session.connection().execute(Decision.__table__.insert(), rows)
+            # Core, not the ORM's bulk insert: a third of a batch's CPU went there
+            session.connection().execute(_DECISIONS.insert(), rows)
     chain.save_head(session, head)
     return inserted
 
