@@ -15,6 +15,7 @@ import pytest
 from policies.engines import http1
 from policies.engines.base import EvaluationError, EvaluationTimeout
 from policies.engines.opa import OpaEngine
+from tests.webhook.serving import read_http_message
 
 Handler = Callable[[socket.socket, bytes], bool]  # answers one request; False: close after
 
@@ -41,22 +42,11 @@ class Peer:
 
     def _connection(self, conn: socket.socket) -> None:
         with conn:
-            buf = b""
+            pending = b""
             while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, rest = buf.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                request, buf = head + b"\r\n\r\n" + rest[:length], rest[length:]
+                request, pending = read_http_message(conn, pending)
+                if b"\r\n\r\n" not in request:
+                    return  # the client closed the connection
                 self.requests.append(request)
                 if not self.handler(conn, request):
                     return

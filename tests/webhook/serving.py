@@ -146,25 +146,33 @@ class Serve:
         self.proc.wait()
 
 
-def http_request(sock: ssl.SSLSocket, raw: bytes, timeout: float = 10.0) -> bytes:
-    """Send ``raw`` and read one HTTP response with a Content-Length body."""
-    sock.settimeout(timeout)
-    sock.sendall(raw)
-    data = b""
+def read_http_message(sock: socket.socket, pending: bytes = b"") -> tuple[bytes, bytes]:
+    """One HTTP message (head and a Content-Length body) from ``sock``, after ``pending``
+    bytes already read; returns it and what followed it. Short when the peer closed."""
+    data = pending
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
-            break
+            return data, b""
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
+    length: int | None = None
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value.strip())
+    if length is None:  # no framing: what arrived with the head is all there is
+        return data, b""
     while len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
             break
         body += chunk
-    return head + b"\r\n\r\n" + body
+    return head + b"\r\n\r\n" + body[:length], body[length:]
+
+
+def http_request(sock: ssl.SSLSocket, raw: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``raw`` and read one HTTP response with a Content-Length body."""
+    sock.settimeout(timeout)
+    sock.sendall(raw)
+    return read_http_message(sock)[0]
