@@ -326,13 +326,9 @@ class Recorder:
             remaining = min(deadline - time.monotonic(), 0.01)  # re-check flush requests
             if remaining <= 0:
                 return
-            try:
+            with contextlib.suppress(queue.Empty):
                 batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    return
-                continue
-            batch.extend(self._drain_queue(self.batch_size - len(batch)))
+                batch.extend(self._drain_queue(self.batch_size - len(batch)))
 
     def _run(self) -> None:
         backoff = self.initial_backoff
