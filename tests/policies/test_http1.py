@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,3 +209,45 @@ def test_a_large_answer_from_a_real_opa_is_read_whole(opa_server: str) -> None:
         assert missing.status == 200 and json.loads(missing.body) == {}
     finally:
         conn.close()
+
+
+def test_tls_to_a_real_opa_verifies_its_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelgate.devcerts import write_dev_certificates
+    from tests.fixtures.tools import free_port, tool
+
+    certs = write_dev_certificates(tmp_path / "tls", common_name="opa")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            tool("opa"), "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error",
+            "--tls-cert-file", str(certs.cert), "--tls-private-key-file", str(certs.key),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca_cert))  # trust the dev CA
+        deadline = time.monotonic() + 30
+        while True:
+            conn = http1.Connection("127.0.0.1", port, tls=True)
+            try:
+                answer = conn.request("GET", "/health", None, "", 5)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+            finally:
+                conn.close()
+        assert answer.status == 200
+        monkeypatch.delenv("SSL_CERT_FILE")  # an untrusted certificate is refused
+        monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-cas"))
+        conn = http1.Connection("127.0.0.1", port, tls=True)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            conn.request("GET", "/health", None, "", 5)
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
