@@ -125,7 +125,11 @@ def _insert_decisions(
     for start in range(0, len(parsed), 500):
         chunk = parsed[start : start + 500]
         ids = [item.event_id for item, _ in chunk]
-        known = set(session.scalars(select(Decision.event_id).where(Decision.event_id.in_(ids))))
+        known = set(
+            session.connection()
+            .execute(select(_DECISIONS.c.event_id).where(_DECISIONS.c.event_id.in_(ids)))
+            .scalars()
+        )
         rows = []
         for item, md in chunk:
             if item.event_id in known or item.event_id in inserted:
