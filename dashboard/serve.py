@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from modelgate.serving import GunicornApp, bind_address, no_control_socket
-from modelgate.settings import Settings, SettingsError
+from modelgate.settings import LOG_FORMAT, Settings, SettingsError
 
 log = logging.getLogger("modelgate.dashboard")
 
@@ -74,7 +74,7 @@ def dashboard_command(host: str, port: int, workers: int, access_log: bool) -> N
         raise click.ClickException(f"MODELGATE_DATABASE_URL: {e}") from e
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
     try:
         from modelgate.identity import access_for

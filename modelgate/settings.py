@@ -22,6 +22,8 @@ DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: the log line of the servers (and of their helper processes)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class SettingsError(ValueError):

@@ -672,8 +672,9 @@ def _default_recorder(settings: Settings) -> EventRecorder:
     from modelgate.inventory.recorder import Recorder
 
     # retry the database at least every 5 s, so a spool is replayed within seconds of its
-    # return even without traffic or readiness probes
-    recorder: EventRecorder = Recorder(settings, max_backoff=5.0)
+    # return even without traffic or readiness probes; the transactions run in a process of
+    # their own, so their Python does not take the interpreter lock from the reviews
+    recorder: EventRecorder = Recorder(settings, max_backoff=5.0, writer_process=True)
     return recorder
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 from modelgate.serving import bind_address, serve_workers, server_config
-from modelgate.settings import Settings, SettingsError
+from modelgate.settings import LOG_FORMAT, Settings, SettingsError
 from webhook.tls import CertReloader, TLSConfigError
 
 log = logging.getLogger("modelgate.webhook")
@@ -151,7 +151,7 @@ def serve_command(
         raise click.ClickException(str(e)) from e
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
     try:  # fail here, once, on files every worker would refuse
         CertReloader(tls_cert, tls_key, client_ca=settings.client_ca)

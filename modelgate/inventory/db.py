@@ -127,6 +127,13 @@ def is_connectivity_error(error: BaseException) -> bool:
     ) or (isinstance(error, exc.DBAPIError) and error.connection_invalidated)
 
 
+def one_line(error: BaseException) -> str:
+    """The first line of a database error's driver message (of ``error`` itself otherwise)."""
+    orig = getattr(error, "orig", None)
+    text = str(orig if orig is not None else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class Database:
     """An engine plus a session factory for one URL."""
 

@@ -10,6 +10,10 @@ records.
   full or a flush is asked for): one transaction per event costs the webhook's worker far more
   CPU than one per batch (a commit, the log head's lock, the inventory upserts), and that CPU
   is taken from the requests being decided.
+- With ``writer_process`` (the webhook's recorder) the transactions run in a child process
+  (:mod:`modelgate.inventory.writer`), so their Python does not hold the worker's interpreter
+  lock; queue, spool, retries and counts stay here. A child that dies or hangs is a
+  connectivity failure like a database that does not answer: the batch is kept and retried.
 - When the database does not answer, the events are kept (in memory, and in the spool when one
   is configured, so a restart does not lose them) and retried with exponential backoff.
 - An event the database refuses for its content (retrying will not help) is written as a bare
@@ -48,10 +52,12 @@ from modelgate.inventory.db import (
     SchemaMissing,
     classify,
     is_connectivity_error,
+    one_line,
     redact,
 )
 from modelgate.inventory.spool import Spool
-from modelgate.inventory.writes import apply_event, apply_events, write_decision
+from modelgate.inventory.writer import WriteFailed, WriterProcess
+from modelgate.inventory.writes import apply_events, write_decision
 from modelgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,7 @@ class Recorder:
         auto_migrate: bool | None = None,
         replay_seconds: float = 1.0,
         batch_seconds: float = 0.05,
+        writer_process: bool = False,
     ) -> None:
         settings = settings or Settings.from_env()
         # an empty database gets the schema on first write (`modelgate db upgrade` is the
@@ -97,6 +104,8 @@ class Recorder:
         self.auto_migrate = settings.auto_migrate if auto_migrate is None else auto_migrate
         self._migration_tried = False
         self.db = database or Database(url or settings.database_url)
+        #: the transactions run in a child process (see :mod:`modelgate.inventory.writer`)
+        self.writer = WriterProcess(self.db.url) if writer_process else None
         spool_path = spool_dir if spool_dir is not None else settings.spool_dir
         self.spool: Spool | None = None
         if spool_path is not None:
@@ -198,6 +207,8 @@ class Recorder:
             self._spill(left, reason="recorder closed", keep_in_memory=False)
         if self.spool is not None:
             self.spool.close()
+        if self.writer is not None:
+            self.writer.close()
         self.db.dispose()
 
     # -- readiness ---------------------------------------------------------------------------
@@ -357,7 +368,7 @@ class Recorder:
                 self._keep(self._drain_queue())
                 log.warning(
                     "inventory database unavailable (%s); %d events waiting, retry in %.1fs",
-                    _one_line(e),
+                    one_line(e),
                     self._outstanding(),
                     backoff,
                 )
@@ -372,15 +383,18 @@ class Recorder:
         if not self.auto_migrate or self._migration_tried:
             return False
         cause = error.__cause__ if isinstance(error, _Unavailable) else error
-        if not isinstance(cause, exc.DBAPIError):
-            return False
-        if not isinstance(classify(cause, self.db.url), SchemaMissing):
+        if isinstance(cause, WriteFailed):
+            if not cause.schema_missing:
+                return False
+        elif not isinstance(cause, exc.DBAPIError) or not isinstance(
+            classify(cause, self.db.url), SchemaMissing
+        ):
             return False
         self._migration_tried = True
         try:
             migrate.upgrade(self.db.url)
         except Exception as e2:
-            log.error("inventory schema missing and `db upgrade` failed: %s", _one_line(e2))
+            log.error("inventory schema missing and `db upgrade` failed: %s", one_line(e2))
             return False
         log.info("inventory schema was missing: migrated %s to head", redact(self.db.url))
         return True
@@ -417,18 +431,17 @@ class Recorder:
         """Write ``batch`` in one transaction; on a data error, event by event. Raises only
         connectivity errors (the caller keeps the batch and retries)."""
         try:
-            with self.db.session() as session:
-                apply_events(session, batch)
+            self._apply(batch)
         except Exception as e:
-            if is_connectivity_error(e):
-                raise _Unavailable(list(batch), _one_line(e)) from e
+            if _connectivity(e):
+                raise _Unavailable(list(batch), one_line(e)) from e
             log.warning("batch of %d refused (%s); writing events one by one", len(batch), e)
             for n, item in enumerate(batch):
                 try:
                     self._write_one(item, count)
                 except Exception as e2:
-                    if is_connectivity_error(e2):
-                        raise _Unavailable(list(batch[n:]), _one_line(e2)) from e2
+                    if _connectivity(e2):
+                        raise _Unavailable(list(batch[n:]), one_line(e2)) from e2
                     raise
             return
         if count:
@@ -437,24 +450,37 @@ class Recorder:
 
     def _write_one(self, item: SubmittedEvent, count: bool) -> None:
         try:
-            with self.db.session() as session:
-                apply_event(session, item)
+            self._apply([item])
         except Exception as e:
-            if is_connectivity_error(e):
+            if _connectivity(e):
                 raise
-            reason = _one_line(e)
+            reason = one_line(e)
             log.error("event %s refused (%s); recording the bare decision", item.event_id, reason)
             try:
-                with self.db.session() as session:
-                    write_decision(session, item, None)
+                self._bare_decision(item)
             except Exception as e2:
-                if is_connectivity_error(e2):
+                if _connectivity(e2):
                     raise
-                self._dead_letter(item, f"{reason}; bare decision: {_one_line(e2)}", count)
+                self._dead_letter(item, f"{reason}; bare decision: {one_line(e2)}", count)
                 return
         if count:
             with self._lock:
                 self._counts["written"] += 1
+
+    def _apply(self, items: Sequence[SubmittedEvent]) -> None:
+        """One transaction: ``writes.apply_events``, here or in the writer process."""
+        if self.writer is not None:
+            self.writer.apply(items)
+            return
+        with self.db.session() as session:
+            apply_events(session, items)
+
+    def _bare_decision(self, item: SubmittedEvent) -> None:
+        if self.writer is not None:
+            self.writer.decision(item)
+            return
+        with self.db.session() as session:
+            write_decision(session, item, None)
 
     def _dead_letter(self, item: SubmittedEvent, reason: str, count: bool) -> None:
         log.error("admission event could not be recorded: %s: %s", reason, _event_line(item))
@@ -474,11 +500,12 @@ class _Unavailable(Exception):
         self.remaining = remaining
 
 
+def _connectivity(error: BaseException) -> bool:
+    """Whether retrying later may write it (database or writer process unavailable)."""
+    if isinstance(error, WriteFailed):
+        return error.connectivity
+    return is_connectivity_error(error)
+
+
 def _event_line(item: SubmittedEvent) -> str:
     return json.dumps({"event_id": item.event_id, "event": event_to_json(item.event)}, default=str)
-
-
-def _one_line(error: BaseException) -> str:
-    orig = getattr(error, "orig", None)
-    text = str(orig if orig is not None else error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

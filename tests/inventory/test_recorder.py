@@ -376,10 +376,11 @@ def test_submit_never_raises_on_a_strange_event(db_url: str, db: Database) -> No
     assert summary["name"] == "m"
 
 
+@pytest.mark.parametrize("writer_process", [False, True], ids=["threads", "writer-processes"])
 def test_concurrent_recorders_do_not_duplicate_rows(
-    db_url: str, db: Database, make_event: EventFactory
+    writer_process: bool, db_url: str, db: Database, make_event: EventFactory
 ) -> None:
-    recorders = [_recorder(db_url) for _ in range(3)]
+    recorders = [_recorder(db_url, writer_process=writer_process) for _ in range(3)]
     events = [make_event(name=f"api-{i % 4}") for i in range(30)]
     threads = [
         threading.Thread(target=lambda r=r: [r.submit(e) for e in events]) for r in recorders
@@ -471,14 +472,20 @@ def test_spooled_events_survive_a_restart(tmp_path: Path, make_event: EventFacto
     assert list(spool.glob("spool__*.jsonl")) == []
 
 
-@pytest.mark.parametrize("spooled", [False, True], ids=["memory", "spool"])
+@pytest.mark.parametrize(
+    ("spooled", "writer_process"),
+    [(False, False), (True, False), (True, True)],
+    ids=["memory", "spool", "spool-writer-process"],
+)
 def test_events_wait_while_postgres_is_down_and_are_written_when_it_returns(
-    spooled: bool, tmp_path: Path, make_event: EventFactory
+    spooled: bool, writer_process: bool, tmp_path: Path, make_event: EventFactory
 ) -> None:
     server = PostgresServer()  # initdb only: nothing listens on its port yet
     try:
         url = server.url("postgres")
-        rec = _recorder(url, spool_dir=tmp_path / "spool" if spooled else None)
+        rec = _recorder(
+            url, spool_dir=tmp_path / "spool" if spooled else None, writer_process=writer_process
+        )
         try:
             # 1. the database was never there (closed port)
             for i in range(5):
