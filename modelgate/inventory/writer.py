@@ -41,6 +41,8 @@ _HEADER = struct.Struct("!Q")
 #: the child's scheduling niceness: on a busy node the reviews' threads (and OPA) get the CPU
 #: first; the writer needs throughput, not latency (a batch only grows while it waits)
 NICE = 10
+#: what a new child may take, on top of the call's timeout, to start (imports, first connect)
+STARTUP_SECONDS = 30.0
 #: the largest frame either side accepts (a batch of a few hundred events is well under it)
 MAX_FRAME = 256 * 1024 * 1024
 
@@ -127,11 +129,14 @@ class WriterProcess:
         with self._lock:
             if self._pid != os.getpid():  # forked: the child belongs to the parent
                 self._pid, self._proc = os.getpid(), None
+            fresh = self._proc is None or self._proc.poll() is not None
             proc = self._ensure()
+            # a new child first imports and connects: that is not the call hanging
+            timeout = self.timeout + (STARTUP_SECONDS if fresh else 0.0)
             try:
                 assert proc.stdin is not None and proc.stdout is not None
                 _write_frame(proc.stdin, (op, payload))
-                answer = _read_frame(proc.stdout.fileno(), time.monotonic() + self.timeout)
+                answer = _read_frame(proc.stdout.fileno(), time.monotonic() + timeout)
             except (OSError, EOFError, TimeoutError, ValueError, pickle.PickleError) as e:
                 self._stop(0)
                 reason = "did not answer in time" if isinstance(e, TimeoutError) else str(e)
