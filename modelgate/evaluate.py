@@ -29,7 +29,13 @@ import yaml
 
 from modelgate.policy_input import build_input, synthesize_request
 from modelgate.settings import Settings, SettingsError
-from modelgate.workload import Workload, WorkloadError, extract_workload, skip_reason
+from modelgate.workload import (
+    Workload,
+    WorkloadError,
+    extract_workload,
+    json_type_name,
+    skip_reason,
+)
 from policies.engines.base import PolicyEngine
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -115,7 +121,9 @@ def _objects(source: str, doc: Any, where: str) -> Iterator[Manifest]:
             yield from _objects(source, item, f"{where} [{i}]")
         return
     if not isinstance(doc, dict):
-        raise InputError(f"{where}: expected a Kubernetes object (a mapping), got {_type(doc)}")
+        raise InputError(
+            f"{where}: expected a Kubernetes object (a mapping), got {json_type_name(doc)}"
+        )
     kind = doc.get("kind")
     items = doc.get("items")
     if isinstance(items, list) and (kind is None or str(kind).endswith("List")):
@@ -128,18 +136,6 @@ def _objects(source: str, doc: Any, where: str) -> Iterator[Manifest]:
     if metadata is not None and not isinstance(metadata, dict):
         raise InputError(f"{where}: metadata must be a mapping")
     yield Manifest(source=where, obj=doc)
-
-
-def _type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 def load_manifests(paths: list[str]) -> list[Manifest]:

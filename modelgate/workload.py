@@ -18,6 +18,21 @@ from typing import Any, TypedDict
 from modelgate import ANNOTATION_PREFIX, MODEL_LABEL
 
 
+def json_type_name(value: Any) -> str:
+    """A JSON (or YAML) value's type as error messages name it: "a string", "an array", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return "an object"
+
+
 class WorkloadError(ValueError):
     """The object cannot be described as a workload (not a mapping, no kind, ...)."""
 

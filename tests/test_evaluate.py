@@ -215,7 +215,7 @@ def test_unloadable_policy_dir_exits_2(tmp_path: Path) -> None:
     [
         ("bad.yaml", "kind: Deployment\n  metadata: [\n", "not valid YAML"),
         ("bad.json", '{"kind": "Deployment",', "not valid JSON"),
-        ("scalar.yaml", "just a string\n", "expected a Kubernetes object"),
+        ("scalar.yaml", "just a string\n", "a Kubernetes object (a mapping), got a string"),
         ("list.yaml", "- a\n- b\n", "expected a Kubernetes object"),
         ("nokind.yaml", "apiVersion: v1\nmetadata: {name: x}\n", "object has no kind"),
         ("meta.yaml", "kind: Deployment\nmetadata: [1]\n", "metadata must be a mapping"),

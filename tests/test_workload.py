@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelgate.workload import SUPPORTED_KINDS, WorkloadError, extract_workload
+from modelgate.workload import SUPPORTED_KINDS, WorkloadError, extract_workload, json_type_name
 
 P = "modelgate.dev/"
 
@@ -321,3 +321,19 @@ def test_odd_shapes_are_tolerated(obj: dict[str, Any]) -> None:
 def test_objects_that_are_not_objects_raise_workload_error(obj: Any, message: str) -> None:
     with pytest.raises(WorkloadError, match=message):
         extract_workload(obj)
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        (None, "null"),
+        (True, "a boolean"),
+        (3, "a number"),
+        (2.5, "a number"),
+        ("x", "a string"),
+        ([1], "an array"),
+        ({"a": 1}, "an object"),
+    ],
+)
+def test_json_type_name_is_the_one_wording_of_error_messages(value: object, name: str) -> None:
+    assert json_type_name(value) == name

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict
 
+from modelgate.workload import json_type_name
+
 API_VERSION = "admission.k8s.io/v1"
 KIND: Literal["AdmissionReview"] = "AdmissionReview"
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
@@ -147,7 +149,7 @@ def validate_review(document: Any) -> AdmissionRequest:
     """Check an already-decoded AdmissionReview and return its ``request``."""
     if not isinstance(document, dict):
         raise MalformedReview(
-            f"request body must be a JSON object (AdmissionReview), not {_json_type(document)}"
+            f"request body must be a JSON object (AdmissionReview), not {json_type_name(document)}"
         )
     api_version = document.get("apiVersion")
     kind = document.get("kind")
@@ -159,7 +161,7 @@ def validate_review(document: Any) -> AdmissionRequest:
     if request is None:
         raise MalformedReview("AdmissionReview has no request")
     if not isinstance(request, dict):
-        raise MalformedReview(f"request must be an object, not {_json_type(request)}")
+        raise MalformedReview(f"request must be an object, not {json_type_name(request)}")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise MalformedReview("request.uid is missing or not a non-empty string")
@@ -173,26 +175,26 @@ def validate_review(document: Any) -> AdmissionRequest:
         if obj is None:
             raise MalformedReview(f"request.object is required for {operation}")
         if not isinstance(obj, dict):
-            raise MalformedReview(f"request.object must be an object, not {_json_type(obj)}")
+            raise MalformedReview(f"request.object must be an object, not {json_type_name(obj)}")
         if not isinstance(obj.get("kind"), str) and not _request_kind(request):
             raise MalformedReview("request.object has no kind")
     elif obj is not None and not isinstance(obj, dict):
-        raise MalformedReview(f"request.object must be an object, not {_json_type(obj)}")
+        raise MalformedReview(f"request.object must be an object, not {json_type_name(obj)}")
     for key in ("oldObject", "options"):
         value = request.get(key)
         if value is not None and not isinstance(value, dict):
-            raise MalformedReview(f"request.{key} must be an object, not {_json_type(value)}")
+            raise MalformedReview(f"request.{key} must be an object, not {json_type_name(value)}")
     for key in ("kind", "userInfo"):
         value = request.get(key)
         if value is not None and not isinstance(value, dict):
-            raise MalformedReview(f"request.{key} must be an object, not {_json_type(value)}")
+            raise MalformedReview(f"request.{key} must be an object, not {json_type_name(value)}")
     for key in ("namespace", "name"):
         value = request.get(key)
         if value is not None and not isinstance(value, str):
-            raise MalformedReview(f"request.{key} must be a string, not {_json_type(value)}")
+            raise MalformedReview(f"request.{key} must be a string, not {json_type_name(value)}")
     dry_run = request.get("dryRun")
     if dry_run is not None and not isinstance(dry_run, bool):
-        raise MalformedReview(f"request.dryRun must be a boolean, not {_json_type(dry_run)}")
+        raise MalformedReview(f"request.dryRun must be a boolean, not {json_type_name(dry_run)}")
     result: AdmissionRequest = request  # type: ignore[assignment]
     return result
 
@@ -214,20 +216,6 @@ def request_kind(request: AdmissionRequest) -> str:
         if isinstance(obj, Mapping) and isinstance(obj.get("kind"), str):
             return str(obj["kind"])
     return ""
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def review_response(
