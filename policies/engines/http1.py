@@ -6,13 +6,16 @@ through :mod:`email`, about as much as the rest of the review. This client write
 in one ``sendall`` (headers and body together: nothing for Nagle's algorithm to hold back) and
 reads the status line, the few headers it needs, and a body framed by ``Content-Length`` or
 chunked. Anything else it does not understand is a :class:`ProtocolError`, and the caller drops
-the connection.
+the connection. The timeout of :meth:`Connection.request` bounds the whole exchange, not each
+read: a peer that trickles its answer a byte at a time is cut off at the deadline too.
 """
 
 from __future__ import annotations
 
+import io
 import socket
 import ssl
+import time
 from typing import BinaryIO
 
 #: the most an answer may hold (OPA's answers are a few KB; a bundle push echoes nothing)
@@ -35,6 +38,26 @@ class Response:
         self.will_close = will_close
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket as a raw stream whose reads all end by ``deadline`` (``time.monotonic()``):
+    each ``recv`` gets what is left of it, and none is left is a :class:`TimeoutError`."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+        self.deadline = 0.0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the answer did not arrive in time")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
+
+
 class Connection:
     """A persistent connection to ``host:port`` (TLS with ``tls``), opened on first use."""
 
@@ -44,6 +67,7 @@ class Connection:
         self.tls = tls
         self.sock: socket.socket | None = None
         self._file: BinaryIO | None = None
+        self._reader: _DeadlineReader | None = None
         authority = host if ":" not in host else f"[{host}]"
         self._host_header = f"Host: {authority}:{port}\r\n".encode("ascii")
 
@@ -57,11 +81,12 @@ class Connection:
             sock.close()
             raise
         self.sock = sock
-        self._file = sock.makefile("rb")
+        self._reader = _DeadlineReader(sock)
+        self._file = io.BufferedReader(self._reader)
 
     def close(self) -> None:
         file, sock = self._file, self.sock
-        self._file = self.sock = None
+        self._file = self.sock = self._reader = None
         if file is not None:
             file.close()
         if sock is not None:
@@ -70,14 +95,16 @@ class Connection:
     def request(
         self, method: str, path: str, body: bytes | None, content_type: str, timeout: float
     ) -> Response:
-        """One exchange; the socket times out after ``timeout`` seconds of silence
-        (:class:`TimeoutError`). Raises :class:`OSError` (and :class:`ProtocolError`) when the
-        connection broke; the caller closes it then."""
+        """One exchange, done within ``timeout`` seconds or a :class:`TimeoutError` (the
+        deadline bounds the whole exchange, however the answer trickles in). Raises
+        :class:`OSError` (and :class:`ProtocolError`) when the connection broke; the caller
+        closes it then."""
         if self.sock is None:
             self.connect(timeout)
-        sock, file = self.sock, self._file
-        assert sock is not None and file is not None
-        sock.settimeout(timeout)
+        sock, file, reader = self.sock, self._file, self._reader
+        assert sock is not None and file is not None and reader is not None
+        reader.deadline = time.monotonic() + timeout
+        sock.settimeout(timeout)  # sendall: the whole send within it
         head = [f"{method} {path} HTTP/1.1\r\n".encode("ascii"), self._host_header]
         if body is not None:
             head.append(f"Content-Type: {content_type}\r\n".encode("ascii"))

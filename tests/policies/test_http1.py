@@ -192,6 +192,30 @@ def test_silence_is_a_timeout_and_a_refused_port_is_unreachable(
         engine._request("GET", "/", None, time.monotonic() + 1)
 
 
+def test_an_answer_that_trickles_in_is_cut_off_at_the_deadline(
+    peer: Callable[[Handler], Peer],
+) -> None:
+    # each byte comes well within the timeout, the whole answer far past it: the deadline
+    # bounds the exchange, not each read
+    def trickle(c: socket.socket, r: bytes) -> bool:
+        try:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n")
+            for _ in range(200):
+                time.sleep(0.05)
+                c.sendall(b"x")
+        except OSError:
+            pass
+        return False
+
+    p = peer(trickle)
+    conn = http1.Connection("127.0.0.1", p.port, tls=False)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        conn.request("POST", "/", b"{}", "application/json", 0.5)
+    assert time.monotonic() - started < 1.5
+    conn.close()
+
+
 def test_a_large_answer_from_a_real_opa_is_read_whole(opa_server: str) -> None:
     # OPA streams an answer larger than its write buffer chunked
     doc = {"items": [f"item-{n:06d}-" + "x" * 40 for n in range(20_000)]}
