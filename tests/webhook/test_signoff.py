@@ -342,6 +342,43 @@ def test_before_any_snapshot_every_model_is_unapproved(tmp_path: Path) -> None:
         app_state(app).close()
 
 
+def test_a_database_without_tables_yet_is_an_empty_snapshot_and_admission_stays_closed(
+    tmp_path: Path,
+) -> None:
+    """The recorder creates the tables on its first write (auto-migrate): until then the
+    snapshot is empty, not missing, so the webhook becomes ready and still denies an
+    unapproved version; once the tables exist, a recorded approval admits it."""
+    url = f"sqlite:///{tmp_path / 'inventory.db'}"
+    settings = Settings(database_url=url, cluster_name="prod-eu", spool_dir=tmp_path / "spool")
+    app = create_app(
+        settings,
+        engine=engine_for(settings),
+        recorder=Recorder(settings),
+        reload_in_background=False,
+    )
+    try:
+        registry = app_state(app).registry
+        assert isinstance(registry, ApprovalRegistry)
+        assert registry.refresh() is True
+        status = registry.status()
+        assert status["loaded"] is True and status["versions"] == 0 and status["error"] is None
+        ready = app.test_client().get("/readyz")
+        assert not any("approval" in r for r in ready.get_json().get("reasons", [])), ready.json
+        denied = post(app, fraud(), "u1")
+        assert denied["allowed"] is False
+        assert "has no recorded approval" in message(denied)
+        flush(app)  # the first write created the tables (and registered the version)
+        db = Database(url)
+        try:
+            approve(db)
+        finally:
+            db.dispose()
+        refreshed(app)
+        assert post(app, fraud(), "u2")["allowed"] is True
+    finally:
+        app_state(app).close()
+
+
 def test_an_approval_reaches_the_webhook_by_notification(
     postgres_db_url: str, tmp_path: Path
 ) -> None:
