@@ -225,7 +225,8 @@ def _check_logs(logs: tuple[str, ...]) -> list[str] | None:
     "from_seq",
     type=click.IntRange(min=1),
     help="Start at this sequence number of one log (--log, default decisions), trusting the "
-    "hash it links to.",
+    "hash it links to; the entry after the last verifies nothing new (exit 0), further is bad "
+    "usage (exit 2).",
 )
 @click.option(
     "--segment",

@@ -289,6 +289,7 @@ def test_usage_errors_exit_2(env: str, db: Database, tmp_path: Path) -> None:
         (["verify", "--segment", str(tmp_path / "none.jsonl")], "cannot read the segment"),
         (["verify", "--segment", "x", "--from", "2"], "cannot be combined"),
         (["verify", "--from", "0"], "0 is not in the range"),
+        (["verify", "--from", "-1"], "-1 is not in the range"),
         (["verify", "--from", "2", "--log", "decisions", "--log", "approval_log"], "one --log"),
         (["export", "--out", "x", "--log", "nope"], "unknown log 'nope'"),
         (["export", "--out", "x", "--since", "yesterday"], "not an ISO 8601 date"),
@@ -307,6 +308,37 @@ def test_usage_errors_exit_2(env: str, db: Database, tmp_path: Path) -> None:
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "AAAA" not in result.output  # key material never shown
+
+
+def test_verify_from_past_the_end_of_a_log_is_bad_usage_not_tampering(
+    env: str, db: Database
+) -> None:
+    record(db)
+    last = run("verify", "--from", str(N))
+    assert last.exit_code == 0, last.output
+    assert f"decisions: intact, 1 entries ({N}-{N})" in last.output
+    # the entry after the last: an incremental check when nothing new was recorded
+    nothing_new = run("verify", "--from", str(N + 1))
+    assert nothing_new.exit_code == 0, nothing_new.output
+    assert "decisions: intact" in nothing_new.output and "TAMPERED" not in nothing_new.output
+    for start in (N + 2, N + 40):
+        for output in ("table", "json"):
+            past = run("verify", "--from", str(start), "--output", output)
+            assert past.exit_code == 2, past.output
+            assert past.output == (
+                f"Error: cannot verify decisions from entry {start}: its last entry is {N}\n"
+            )
+    assert run("verify", "--log", "approval_log", "--from", "1").exit_code == 0
+    empty = run("verify", "--log", "approval_log", "--from", "2")
+    assert empty.exit_code == 2, empty.output
+    assert empty.output == (
+        "Error: cannot verify approval_log from entry 2: the log is empty (no entries yet)\n"
+    )
+    sign_off(db)
+    n = len(ACTIONS)
+    past = run("verify", "--log", "approval_log", "--from", str(n + 2))
+    assert past.exit_code == 2 and f"its last entry is {n}" in past.output
+    assert "TAMPERED" not in past.output and "inserted" not in past.output
 
 
 def test_database_errors_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

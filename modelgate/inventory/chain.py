@@ -794,7 +794,11 @@ class _Verifier:
                     f"{_entries(last_seq + 1, head.seq)} deleted: the log ends at "
                     f"entry {last_seq} but its head records entry {head.seq}",
                 )
-            elif head.seq < last_seq and self.inserted < last_seq - head.seq:
+            elif (
+                last is not None  # none read (a --from among deleted ones): none inserted
+                and head.seq < last_seq
+                and self.inserted < last_seq - head.seq
+            ):
                 self.report(
                     "inserted",
                     head.seq + 1,
@@ -1010,9 +1014,14 @@ def verify_log(
     memory). ``from_seq`` starts at that entry, trusting the hash it links to; ``trusted``
     are the key fingerprints a checkpoint must be signed with (any valid signature when
     None). A log whose oldest entries were pruned starts from the checkpoint of the entry
-    before its first one."""
+    before its first one. A ``from_seq`` more than one past the end of the log (no entry,
+    head or checkpoint that far) is a :class:`ChainError`: there is nothing to verify from
+    there."""
     trusted_set = frozenset(trusted) if trusted is not None else None
     table = chained.table
+    head = read_head(connection, chained)
+    if from_seq is not None:
+        _check_from(connection, chained, from_seq, head)
     first = connection.execute(
         select(table.c.seq, table.c.prev_hash)
         .where(table.c.seq >= (from_seq or 0))
@@ -1034,7 +1043,34 @@ def verify_log(
     v.use_checkpoints(checkpoints(connection, chained))
     for row in _rows(connection, chained, from_seq):
         v.add(row)
-    return v.finish(read_head(connection, chained))
+    return v.finish(head)
+
+
+def _check_from(
+    connection: Connection, chained: ChainedLog, from_seq: int, head: Head | None
+) -> None:
+    """Refuse a start past the end of the log. The end is the furthest of the newest entry,
+    the recorded head and the newest checkpoint, so a start among entries deleted behind the
+    head or a checkpoint still verifies (and reports them ``deleted``). The entry after the
+    last is a fine start (an incremental check when nothing new was recorded: 0 entries)."""
+    if from_seq < 1:
+        raise ChainError(f"cannot verify {chained.name} from entry {from_seq}: entries start at 1")
+    table = chained.table
+    t = LogCheckpoint.__table__
+    newest = connection.execute(select(func.max(table.c.seq))).scalar()
+    checkpointed = connection.execute(
+        select(func.max(t.c.seq)).where(t.c.log == chained.name)
+    ).scalar()
+    last = max(int(newest or 0), head.seq if head is not None else 0, int(checkpointed or 0))
+    if from_seq <= last + 1:
+        return
+    if last == 0:
+        raise ChainError(
+            f"cannot verify {chained.name} from entry {from_seq}: the log is empty (no entries yet)"
+        )
+    raise ChainError(
+        f"cannot verify {chained.name} from entry {from_seq}: its last entry is {last}"
+    )
 
 
 def _anchor_checkpoint(

@@ -458,6 +458,60 @@ def test_verification_from_a_sequence_number(db: Database) -> None:
     assert report["anchored_by"] == "from"
 
 
+def test_verification_from_past_the_end_is_refused_not_reported_as_tampering(
+    db: Database,
+) -> None:
+    record(db)
+    (last,) = chain.verify(db, ["decisions"], from_seq=N)
+    assert last["intact"] and (last["first_seq"], last["entries"]) == (N, 1)
+    (nothing_new,) = chain.verify(db, ["decisions"], from_seq=N + 1)  # incremental, no news
+    assert nothing_new["intact"] and nothing_new["entries"] == 0
+    for start in (N + 2, N + 40):
+        with pytest.raises(chain.ChainError) as refused:
+            chain.verify(db, ["decisions"], from_seq=start)
+        assert str(refused.value) == (
+            f"cannot verify decisions from entry {start}: its last entry is {N}"
+        )
+        assert not isinstance(refused.value, chain.Tampered)
+    (empty_ok,) = chain.verify(db, ["approval_log"], from_seq=1)  # nothing signed off yet
+    assert empty_ok["intact"] and empty_ok["entries"] == 0
+    for start in (2, 3):
+        with pytest.raises(chain.ChainError) as empty:
+            chain.verify(db, ["approval_log"], from_seq=start)
+        assert str(empty.value) == (
+            f"cannot verify approval_log from entry {start}: the log is empty (no entries yet)"
+        )
+
+
+def test_verification_from_among_deleted_newest_entries_still_reports_them(
+    db: Database, signing_key: Any
+) -> None:
+    """The end of the log is the furthest of its newest entry, its head and its newest
+    checkpoint: deleting the newest entries does not turn a start among them into bad
+    usage that hides the deletion."""
+    record(db)
+    tamper(db, f"DELETE FROM decisions WHERE seq >= {N - 2}")  # behind the head
+    (report,) = chain.verify(db, ["decisions"], from_seq=N - 1)
+    assert not report["intact"] and [(p["kind"], p["seq"]) for p in report["problems"]] == [
+        ("deleted", N - 1)
+    ]
+
+    chain.checkpoint(db, signing_key, ["decisions"])  # signs the head, entry N
+    entries = rows(db)
+    tamper(  # and the head rewound to hide it: the checkpoint still knows entry N
+        db,
+        "UPDATE log_heads SET seq = :seq, entry_hash = :h WHERE log = 'decisions'",
+        seq=N - 3,
+        h=entries[-1]["entry_hash"],
+    )
+    (report,) = chain.verify(db, ["decisions"], from_seq=N)
+    assert not report["intact"]
+    assert [(p["kind"], p["seq"]) for p in report["problems"]] == [("deleted", N)]
+    assert "the checkpoint signed at" in report["problems"][0]["message"]
+    with pytest.raises(chain.ChainError, match=f"its last entry is {N}"):
+        chain.verify(db, ["decisions"], from_seq=N + 2)
+
+
 def test_the_head_row_holds_the_newest_entry(db: Database) -> None:
     """The head row and the newest entry agree (both written in one transaction)."""
     record(db, 3)
