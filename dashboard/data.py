@@ -30,6 +30,7 @@ from modelgate.inventory.records import (
     FindingRecord,
     ModelRecord,
     ModelSummary,
+    finding_owner,
     jsonable,
     model_summary,
 )
@@ -150,6 +151,8 @@ def overview(
         "by_status": bars(by_status, config.compliance_statuses),
         "documentation": documentation,
         "certifications": {
+            # the bundle's window (data.modelgate.config), which the states above follow
+            "warning_days": config.certification_warning_days,
             "expired": sum(1 for c in cert_rows if c["state"] == "expired"),
             "expiring": sum(1 for c in cert_rows if c["state"] == "expiring"),
             "attention": attention,
@@ -364,12 +367,6 @@ def _worst_first(rows: list[FindingRecord], config: PolicyConfig) -> list[Findin
     return sorted(rows, key=lambda f: (f["status"] != "open", order.get(f["severity"], len(order))))
 
 
-def _owner_of(f: FindingRecord, owners: Mapping[str, str]) -> str | None:
-    """Who must remediate a finding: the owner the audit recorded on it (the model's, or the
-    namespace's owner label for an orphan), else the inventory's owner of its model."""
-    return f["owner"] or owners.get(f["model"] or "") or None
-
-
 def finding_list(
     db: Database,
     *,
@@ -392,11 +389,11 @@ def finding_list(
     )
     owners = queries.model_owners(db)
     if owner:
-        rows = [f for f in rows if _owner_of(f, owners) == owner]
+        rows = [f for f in rows if finding_owner(f, owners) == owner]
     rows = _worst_first(rows, config)
     start = (page - 1) * FINDINGS_PAGE_SIZE
     shown = [
-        {**f, "model_known": f["model"] in owners, "owner": _owner_of(f, owners)}
+        {**f, "model_known": f["model"] in owners, "owner": finding_owner(f, owners)}
         for f in rows[start : start + FINDINGS_PAGE_SIZE]
     ]
     everything = audit.findings(db)
@@ -411,7 +408,7 @@ def finding_list(
             "namespaces": sorted({f["namespace"] for f in everything if f["namespace"]}),
             "severities": list(reversed(config.severities)),
             "owners": sorted(
-                (set(owners.values()) | {_owner_of(f, owners) or "" for f in everything}) - {""}
+                (set(owners.values()) | {finding_owner(f, owners) or "" for f in everything}) - {""}
             ),
         },
     }

@@ -15,7 +15,9 @@ Readiness is a list of checks, each ``ok``, ``warn`` or ``fail`` with its reason
   a recommended one (model card, metrics, training run, source);
 - log integrity (when a verification of the tamper-evident logs — the decision log and the
   approval log — is given, as the report does): fails when a log does not verify, warns
-  when one has no signed checkpoint yet.
+  when one holds entries but no signed checkpoint yet; an empty log (no entry, no
+  checkpoint: nothing recorded, so nothing to sign) is "nothing to check yet", not a warning
+  (entries deleted behind a recorded head or a checkpoint do not verify: those fail).
 
 The overall status is ``ready`` (every check ok), ``at risk`` (warnings only) or ``not
 ready`` (any failure). :func:`readiness` takes the inputs; :func:`assess` gathers them from
@@ -141,6 +143,12 @@ def high_severities(config: PolicyConfig) -> tuple[str, ...]:
     return config.severities[config.severity_rank("high") :]
 
 
+def empty_log(report: LogReport) -> bool:
+    """Nothing recorded and nothing signed: no entry to vouch for, none missing (entries
+    deleted behind the head or a checkpoint make the log not intact)."""
+    return report["entries"] == 0 and report["latest_checkpoint"] is None
+
+
 def _log_check(reports: Sequence[LogReport]) -> Check:
     broken = [r for r in reports if not r["intact"]]
     if broken:
@@ -152,17 +160,31 @@ def _log_check(reports: Sequence[LogReport]) -> Check:
                 f"the {r['log']} log does not verify, {r['problems_total']} problem(s){where}"
             )
         return Check(name="log integrity", status="fail", reason="; ".join(parts))
-    unsigned = [r for r in reports if r["latest_checkpoint"] is None]
-    summary = ", ".join(f"{r['log']} intact up to entry {r['last_seq'] or 0}" for r in reports)
+    recorded = [r for r in reports if not empty_log(r)]
+    empty = [r["log"] for r in reports if empty_log(r)]
+    nothing = (
+        f"the {' and '.join(empty)} log{'s are' if len(empty) > 1 else ' is'} empty: "
+        "nothing to check yet"
+        if empty
+        else ""
+    )
+    if not recorded:
+        return Check(name="log integrity", status="ok", reason=nothing)
+    summary = ", ".join(f"{r['log']} intact up to entry {r['last_seq'] or 0}" for r in recorded)
+    unsigned = [r["log"] for r in recorded if r["latest_checkpoint"] is None]
     if unsigned:
         return Check(
             name="log integrity",
             status="warn",
-            reason=f"{summary}; no signed checkpoint of the "
-            + ", ".join(r["log"] for r in unsigned)
-            + " log: run `modelgate log checkpoint`",
+            reason=f"{summary}; no signed checkpoint of the {', '.join(unsigned)} log: run "
+            "`modelgate log checkpoint`" + (f"; {nothing}" if nothing else ""),
         )
-    return Check(name="log integrity", status="ok", reason=summary + ", with signed checkpoints")
+    signed = "with signed checkpoints" if len(recorded) > 1 else "with a signed checkpoint"
+    return Check(
+        name="log integrity",
+        status="ok",
+        reason=f"{summary}, {signed}" + (f"; {nothing}" if nothing else ""),
+    )
 
 
 def readiness(

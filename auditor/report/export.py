@@ -24,7 +24,14 @@ from modelgate import approvals, evidence, readiness
 from modelgate.compliance import is_overdue, is_recorded, worst_first
 from modelgate.inventory import audit, chain, queries, signoff
 from modelgate.inventory.db import Database, InventoryError
-from modelgate.inventory.records import FindingRecord, ScanRecord, deployment_id, jsonable
+from modelgate.inventory.records import (
+    FindingRecord,
+    ScanRecord,
+    accountable_owner,
+    deployment_id,
+    finding_owner,
+    jsonable,
+)
 from policies.config import PolicyConfig
 from policies.rules import Rule
 
@@ -118,10 +125,15 @@ class ExportDocument(TypedDict):
     recorded_exemptions: list[dict[str, Any]]
 
 
-def _finding(f: FindingRecord, today: date | None = None) -> ExportFinding:
+def _finding(
+    f: FindingRecord, today: date | None = None, model_owners: Mapping[str, str] | None = None
+) -> ExportFinding:
     """The record as JSON, without its database id (exports are compared across databases),
-    with ``overdue`` as of ``today``."""
+    with ``overdue`` as of ``today`` and, with ``model_owners``, the owner who must remediate
+    it (:func:`modelgate.inventory.records.finding_owner`)."""
     finding: ExportFinding = {k: v for k, v in jsonable(f).items() if k != "id"}
+    if model_owners is not None:
+        finding["owner"] = finding_owner(f, model_owners)
     finding["overdue"] = today is not None and is_overdue(f["due"], f["status"], today)
     return finding
 
@@ -135,7 +147,7 @@ def exemptions_of(models: list[dict[str, Any]]) -> list[Exemption]:
                     Exemption(
                         model=m["name"],
                         version=v["version"],
-                        owner=v["owner"] or m["owner"],
+                        owner=accountable_owner(v["owner"], m["owner"]) or "",
                         reason=v["exempt_reason"],
                         deployments=[
                             deployment_id(d) for d in v["deployments"] if is_recorded(d["status"])
@@ -363,7 +375,8 @@ def build_export(
     recorded_exemptions, recorded = attach_sign_off(models, db, config, today)
     if sign_offs is None:
         sign_offs = recorded
-    findings = [_finding(f, today) for f in audit.scan_findings_of(db, scan_id)]
+    owners = {m["name"]: m["owner"] for m in models}
+    findings = [_finding(f, today, owners) for f in audit.scan_findings_of(db, scan_id)]
     clusters = sorted({str(s.get("cluster")) for s in scan["sources"]}) or list(
         scan["summary"].get("clusters", [])
     )
@@ -396,7 +409,7 @@ def build_export(
         inventory=_inventory_counts(db),
         models=models,
         findings=findings,
-        resolved=[_finding(f, today) for f in audit.findings_resolved_by(db, scan_id)],
+        resolved=[_finding(f, today, owners) for f in audit.findings_resolved_by(db, scan_id)],
         exemptions=exemptions_of(models),
         decisions=decisions,
         readiness=dict(verdict),

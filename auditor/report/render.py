@@ -23,7 +23,8 @@ from auditor.report import charts
 from auditor.report.export import EXPORT_FILENAME, ExportDocument, export_bytes, sha256_hex
 from modelgate.compliance import FINDING_TYPES, certification_state, present_fields
 from modelgate.inventory.parse import parse_metadata
-from modelgate.inventory.records import deployment_id
+from modelgate.inventory.records import accountable_owner, deployment_id
+from modelgate.readiness import empty_log
 from policies.config import PolicyConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -106,7 +107,9 @@ def integrity_lines(integrity: Mapping[str, Any]) -> list[dict[str, Any]]:
             if cp
             else "no signed checkpoint yet"
         )
-        if log["intact"]:
+        if log["intact"] and empty_log(log):  # type: ignore[arg-type]  # a LogReport as JSON
+            text = f"{log['log']} log empty (nothing recorded yet): nothing to check"
+        elif log["intact"]:
             text = (
                 f"{log['log']} log intact up to entry {log['last_seq'] or 0} "
                 f"({log['entries']} entries verified); {signed}"
@@ -225,7 +228,7 @@ def build_context(doc: ExportDocument, digest: str, size: int) -> dict[str, Any]
             {
                 "name": m["name"],
                 "version": latest["version"],
-                "owner": latest["owner"] or m["owner"],
+                "owner": accountable_owner(latest["owner"], m["owner"]),
                 "compliance_status": latest["compliance_status"],
                 "deployments": sum(1 for v in m["versions"] for d in v["deployments"] if d["live"]),
                 "certifications": certs,

@@ -312,7 +312,7 @@ def deployment_record(d: Deployment) -> DeploymentRecord:
         images=list(d.images or []),
         model=mv.model.name if mv is not None else None,
         version=mv.version if mv is not None else None,
-        owner=(mv.owner or mv.model.owner or None) if mv is not None else None,
+        owner=accountable_owner(mv.owner, mv.model.owner) if mv is not None else None,
         first_admitted=d.first_admitted,
         last_admitted=d.last_admitted,
         replicas=d.replicas,
@@ -386,6 +386,19 @@ def model_record(m: Model) -> ModelRecord:
     )
 
 
+def accountable_owner(version_owner: str | None, model_owner: str | None) -> str | None:
+    """Who answers for a model version: its own owner, else its model's (None without
+    either). The one home of the rule (records, dashboard, report and export use it)."""
+    return version_owner or model_owner or None
+
+
+def finding_owner(f: FindingInput, model_owners: Mapping[str, str]) -> str | None:
+    """Who must remediate a finding: the owner the audit recorded on it (the model's, or the
+    namespace's owner label for an orphan), else the inventory's owner of its model
+    (``model_owners``: model name to owner, :func:`modelgate.inventory.queries.model_owners`)."""
+    return f["owner"] or model_owners.get(f["model"] or "") or None
+
+
 def deployment_id(d: DeploymentRecord) -> str:
     """``cluster/namespace/kind/name``: how a deployment is named in lineage and reports."""
     return f"{d['cluster']}/{d['namespace']}/{d['kind']}/{d['name']}"
@@ -443,7 +456,7 @@ def model_summary(m: ModelRecord) -> ModelSummary:
     return ModelSummary(
         name=m["name"],
         version=latest["version"] if latest else "",
-        owner=(latest["owner"] if latest else "") or m["owner"],
+        owner=accountable_owner(latest["owner"] if latest else None, m["owner"]) or "",
         risk_tier=latest["risk_tier"] if latest else "",
         compliance_status=latest["compliance_status"] if latest else "",
         deployments=sum(1 for v in m["versions"] for d in v["deployments"] if d["live"]),

@@ -83,6 +83,8 @@ def test_overview_shows_counts_charts_documentation_certificates_and_readiness(
     assert _card(html, "doc-percent") == "50%"
     assert _card(html, "certs-expired") == "1"
     assert _card(html, "certs-expiring") == "1"
+    assert data["certifications"]["warning_days"] == 30  # the shipped bundle's window
+    assert html.count("expiring within 30 days") == 3  # the card, readiness, the table
     assert _card(html, "readiness-status") == "not ready"
     assert "prod/lab/rogue" in html
     # tier, status, findings, field gaps; decisions per day, findings per scan, models per week
@@ -348,3 +350,13 @@ def test_the_certification_window_follows_the_policy_bundle(
     data_out = app.test_client().get("/api/v1/models/credit-scorer").get_json()
     states = {c["name"]: c["state"] for c in data_out["versions"][0]["certifications"]}
     assert states == {"EU-AI-Act": "expired", "ISO-42001": "valid"}
+
+    # the overview's words name the bundle's window, not the default one
+    overview = app.test_client().get("/api/v1/overview").get_json()["certifications"]
+    assert (overview["warning_days"], overview["expiring"]) == (7, 0)
+    html = _text(app.test_client(), "/")
+    assert _card(html, "certs-expiring") == "0"
+    assert re.search(r'id="certs-expiring">0</span><span>expiring within 7 days<', html)
+    assert "certifications expiring within 7 days, missing recommended" in " ".join(html.split())
+    assert "<h2>Certifications expired or expiring within 7 days</h2>" in html
+    assert "30 days" not in html

@@ -1,5 +1,6 @@
 """Audit readiness over real scans: a stale scan, an unreachable source, and a clean
-inventory that is ready."""
+inventory that is ready; the log-integrity check of the report's readiness, where an empty
+log (of either kind) has nothing to check yet."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from pathlib import Path
 from auditor.discovery import create_sources
 from auditor.reconcile import Reconciler
 from dashboard.app import create_app
+from modelgate import readiness
+from modelgate.inventory import chain
 from modelgate.inventory.db import Database
 from modelgate.settings import Settings
+from policies.config import PolicyConfig
 from policies.engines import PolicyEngine
 from tests.fixtures.inventory import admit, deployment, metadata, write_snapshot
+from tests.inventory.test_approval_log_chain import ACTIONS, sign_off
+from tests.inventory.test_chain import tamper
 
 
 def _checks(url: str, now: datetime | None = None) -> tuple[str, dict[str, dict[str, str]]]:
@@ -83,3 +89,83 @@ def test_unreachable_source_and_missing_required_metadata_are_named(
     ).test_client()
     html = overview.get("/").get_data(as_text=True)
     assert "manifests:staging" in html and "1 unreachable" in html
+
+
+def _log_check(db: Database, now: datetime | None = None) -> tuple[str, dict[str, str]]:
+    """The report's readiness (it verifies the logs): the overall status and its log check."""
+    verdict = readiness.assess(
+        db, now or datetime.now(UTC), PolicyConfig(), log_integrity=chain.verify(db)
+    )
+    (check,) = [c for c in verdict["checks"] if c["name"] == "log integrity"]
+    return verdict["status"], dict(check)
+
+
+def test_an_empty_log_has_nothing_to_check_and_lowers_readiness_for_neither_log(
+    sqlite_db: Database, engine: PolicyEngine, tmp_path: Path
+) -> None:
+    key = chain.generate_key()
+    _, check = _log_check(sqlite_db)
+    assert check == {
+        "name": "log integrity",
+        "status": "ok",
+        "reason": "the decisions and approval_log logs are empty: nothing to check yet",
+    }
+
+    # the decision log recorded and signed, nothing signed off yet (approval source
+    # `annotation`, or before the first sign-off): ready, the approval log not a warning
+    admit(sqlite_db, "prod", _documented())
+    snap = write_snapshot(tmp_path / "snap" / "prod", [_documented()])
+    Reconciler(sqlite_db, engine).scan(create_sources("manifests", {"paths": [snap]}))
+    status, check = _log_check(sqlite_db)
+    assert (status, check["status"]) == ("at risk", "warn")  # the decisions are not signed
+    assert check["reason"] == (
+        "decisions intact up to entry 1; no signed checkpoint of the decisions log: run "
+        "`modelgate log checkpoint`; the approval_log log is empty: nothing to check yet"
+    )
+    chain.checkpoint(sqlite_db, key, ["decisions"])
+    status, check = _log_check(sqlite_db)
+    assert (status, check["status"]) == ("ready", "ok"), check
+    assert check["reason"] == (
+        "decisions intact up to entry 1, with a signed checkpoint; "
+        "the approval_log log is empty: nothing to check yet"
+    )
+    # the report's cover says the same of each log
+    from auditor.report.render import integrity_lines
+
+    verified = {"logs": chain.verify(sqlite_db)}
+    texts = {line["text"].split(" ", 1)[0]: line for line in integrity_lines(verified)}
+    assert texts["approval_log"]["ok"] is True
+    assert texts["approval_log"]["text"] == (
+        "approval_log log empty (nothing recorded yet): nothing to check"
+    )
+    assert texts["decisions"]["text"].startswith("decisions log intact up to entry 1")
+
+
+def test_an_empty_decision_log_is_treated_like_an_empty_approval_log(
+    sqlite_db: Database,
+) -> None:
+    sign_off(sqlite_db)  # approval-log entries, no admission decision yet
+    n = len(ACTIONS)
+    _, check = _log_check(sqlite_db)
+    assert check["status"] == "warn"
+    assert check["reason"] == (
+        f"approval_log intact up to entry {n}; no signed checkpoint of the approval_log log: "
+        "run `modelgate log checkpoint`; the decisions log is empty: nothing to check yet"
+    )
+    chain.checkpoint(sqlite_db, chain.generate_key(), ["approval_log"])
+    _, check = _log_check(sqlite_db)
+    assert check == {
+        "name": "log integrity",
+        "status": "ok",
+        "reason": f"approval_log intact up to entry {n}, with a signed checkpoint; "
+        "the decisions log is empty: nothing to check yet",
+    }
+
+
+def test_a_log_emptied_behind_its_head_is_not_nothing_to_check(sqlite_db: Database) -> None:
+    sign_off(sqlite_db)
+    tamper(sqlite_db, "DELETE FROM approval_log")
+    status, check = _log_check(sqlite_db)
+    assert (status, check["status"]) == ("not ready", "fail")
+    assert check["reason"].startswith("the approval_log log does not verify, 1 problem(s)")
+    assert "nothing to check" not in check["reason"]
