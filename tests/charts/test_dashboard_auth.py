@@ -189,6 +189,34 @@ def test_kubernetes_identity_runs_the_dashboard_with_its_service_account_token(
     ]
 
 
+@pytest.mark.parametrize("option", ["auth.kubernetesTokens", "auth.kubernetesAuthorization"])
+@pytest.mark.parametrize("account", ["", "inventory-api"], ids=["chart-account", "given-account"])
+def test_kubernetes_identity_grants_nothing_without_the_dashboard(
+    option: str, account: str
+) -> None:
+    objs = _render(
+        **{option: "true", "auth.serviceAccountName": account, "dashboard.enabled": "false"}
+    )
+    # nothing runs as the dashboard's service account, so nothing may review tokens as it
+    delegators = [
+        b
+        for b in by_kind(objs, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == "system:auth-delegator"
+    ]
+    assert delegators == []
+    assert DASHBOARD not in {a["metadata"]["name"] for a in by_kind(objs, "ServiceAccount")}
+    assert not [d for d in by_kind(objs, "Deployment") if d["metadata"]["name"] == DASHBOARD]
+    # with the dashboard deployed the same values bind it
+    bound = _render(**{option: "true", "auth.serviceAccountName": account})
+    subjects = [
+        b["subjects"]
+        for b in by_kind(bound, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == "system:auth-delegator"
+    ]
+    name = account or DASHBOARD
+    assert subjects == [[{"kind": "ServiceAccount", "name": name, "namespace": "modelgate"}]]
+
+
 def test_a_given_service_account_is_used_not_created() -> None:
     objs = _render(**{"auth.kubernetesTokens": "true", "auth.serviceAccountName": "inventory-api"})
     pod = _dashboard(objs)

@@ -234,3 +234,109 @@ def test_dashboard_can_be_left_out() -> None:
     assert "mg-modelgate-dashboard" not in {s["metadata"]["name"] for s in by_kind(objs, "Service")}
     accounts = {a["metadata"]["name"] for a in by_kind(objs, "ServiceAccount")}
     assert "mg-modelgate-dashboard" not in accounts
+
+
+# ------------------------------------------------------------------------ dashboard network
+
+
+INGRESS_NGINX = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "nginx"}}}
+DNS = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+DATABASE = {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 5432}]}
+API_SERVER = {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"port": 6443}]}
+RESTRICTED = {"networkPolicy.restrictEgress": True, "networkPolicy.egressTo": [DATABASE]}
+
+
+def _dashboard_policy(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return _named(objs, "NetworkPolicy", "mg-modelgate-dashboard")
+
+
+def test_dashboard_network_policy_admits_only_its_port_from_the_release_namespace() -> None:
+    objs = _defaults()
+    np = _dashboard_policy(objs)
+    dep = _named(objs, "Deployment", "mg-modelgate-dashboard")
+    # it selects the dashboard pods, and the webhook's policy does not
+    assert np["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    webhook = _named(objs, "NetworkPolicy", "mg-modelgate")["spec"]["podSelector"]["matchLabels"]
+    assert webhook["app.kubernetes.io/component"] == "webhook"
+    assert np["metadata"]["namespace"] == "modelgate"
+    # ingress only: egress stays open unless networkPolicy.restrictEgress
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    assert "egress" not in np["spec"]
+    # one rule: the container's named HTTP port, from pods of the policy's own namespace
+    assert np["spec"]["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}], "from": [{"podSelector": {}}]}
+    ]
+    ports = {p["name"] for p in _pod(dep)["containers"][0]["ports"]}
+    assert ports == {"http"}
+
+
+def test_dashboard_network_policy_adds_the_listed_peers() -> None:
+    objs = render(
+        base=False,
+        sets={
+            "auth.tokenFileSecret": "modelgate-tokens",
+            "dashboard.ingress.enabled": "true",
+            "dashboard.ingress.host": "mg.example.com",
+        },
+        set_json={"dashboard.networkPolicy.ingressFrom": [INGRESS_NGINX]},
+    )
+    rule = _dashboard_policy(objs)["spec"]["ingress"]
+    assert rule == [
+        {
+            "ports": [{"port": "http", "protocol": "TCP"}],
+            "from": [{"podSelector": {}}, INGRESS_NGINX],
+        }
+    ]
+    # the chart's Ingress example lets its controller's namespace in
+    example = render(CHART / "ci" / "dashboard-ingress-values.yaml", base=False)
+    peers = _dashboard_policy(example)["spec"]["ingress"][0]["from"]
+    assert peers[0] == {"podSelector": {}} and len(peers) == 2
+    assert peers[1]["namespaceSelector"]["matchLabels"]
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [{"dashboard.enabled": "false"}, {"networkPolicy.enabled": "false"}],
+    ids=["no-dashboard", "no-network-policies"],
+)
+def test_dashboard_network_policy_only_with_the_dashboard_and_network_policies(
+    sets: dict[str, str],
+) -> None:
+    names = {np["metadata"]["name"] for np in by_kind(_defaults(**sets), "NetworkPolicy")}
+    assert "mg-modelgate-dashboard" not in names
+
+
+def test_restricted_egress_is_mirrored_for_the_dashboard() -> None:
+    np = _dashboard_policy(render(base=False, set_json=RESTRICTED))
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert np["spec"]["egress"] == [DNS, DATABASE]
+    # the dashboard's own destinations come on top, for the dashboard only
+    objs = render(
+        base=False,
+        sets={"auth.kubernetesTokens": "true"},
+        set_json={**RESTRICTED, "dashboard.networkPolicy.egressTo": [API_SERVER]},
+    )
+    assert _dashboard_policy(objs)["spec"]["egress"] == [DNS, DATABASE, API_SERVER]
+    assert _named(objs, "NetworkPolicy", "mg-modelgate")["spec"]["egress"] == [DNS, DATABASE]
+
+
+@pytest.mark.parametrize(
+    ("sets", "needs"),
+    [
+        ({"auth.kubernetesTokens": "true"}, "the Kubernetes API server"),
+        ({"auth.kubernetesAuthorization": "true"}, "the Kubernetes API server"),
+        (
+            {"auth.oidc.issuer": "https://idp.example.com", "auth.oidc.audience": "modelgate"},
+            "the OIDC issuer https://idp.example.com",
+        ),
+    ],
+    ids=["kubernetes-tokens", "kubernetes-authorization", "oidc"],
+)
+def test_restricted_egress_needs_the_dashboards_own_destinations(
+    sets: dict[str, str], needs: str
+) -> None:
+    error = render_error(base=False, sets=sets, set_json=RESTRICTED)
+    assert needs in error and "dashboard.networkPolicy.egressTo" in error
+    # not when the dashboard is left out, or the webhook's egress is not restricted
+    render(base=False, sets={**sets, "dashboard.enabled": "false"}, set_json=RESTRICTED)
+    render(base=False, sets=sets, set_json={"networkPolicy.egressTo": [DATABASE]})

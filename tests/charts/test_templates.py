@@ -582,7 +582,8 @@ def test_network_policy_admits_only_the_webhook_port_from_the_api_server_cidrs()
     assert "an ingress rule without sources would admit any caller" in render_error(
         sets={"networkPolicy.apiServerCIDRs": "null"}
     )
-    egress = one(render(_ci("opa-sidecar"), base=False), "NetworkPolicy")
+    policies = by_kind(render(_ci("opa-sidecar"), base=False), "NetworkPolicy")
+    egress = next(np for np in policies if np["metadata"]["name"] == "mg-modelgate")
     assert "Egress" in egress["spec"]["policyTypes"]
     assert any(p.get("port") == 53 for rule in egress["spec"]["egress"] for p in rule["ports"])
 

@@ -417,6 +417,14 @@ app.kubernetes.io/component: dashboard
 {{- if and .Values.dashboard.ingress.enabled (not .Values.dashboard.ingress.host) -}}
 {{- fail "dashboard.ingress.enabled needs dashboard.ingress.host" -}}
 {{- end -}}
+{{- if and .Values.networkPolicy.enabled .Values.networkPolicy.restrictEgress (not .Values.dashboard.networkPolicy.egressTo) -}}
+{{- $needs := list -}}
+{{- if .Values.auth.oidc.issuer -}}{{- $needs = append $needs (printf "the OIDC issuer %s (auth.oidc.issuer, HTTPS)" .Values.auth.oidc.issuer) -}}{{- end -}}
+{{- if or .Values.auth.kubernetesTokens .Values.auth.kubernetesAuthorization -}}{{- $needs = append $needs "the Kubernetes API server (auth.kubernetesTokens / auth.kubernetesAuthorization: TokenReview, SubjectAccessReview; its endpoint addresses, usually port 443 or 6443)" -}}{{- end -}}
+{{- if $needs -}}
+{{- fail (printf "networkPolicy.restrictEgress restricts the dashboard's egress to DNS and networkPolicy.egressTo too, but it must also reach %s: add egress rules for them in dashboard.networkPolicy.egressTo (a NetworkPolicyEgressRule list)" (join " and " $needs)) -}}
+{{- end -}}
+{{- end -}}
 {{- else if .Values.dashboard.ingress.enabled -}}
 {{- fail "dashboard.ingress.enabled needs dashboard.enabled" -}}
 {{- end -}}
