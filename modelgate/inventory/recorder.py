@@ -14,6 +14,10 @@ records.
   (:mod:`modelgate.inventory.writer`), so their Python does not hold the worker's interpreter
   lock; queue, spool, retries and counts stay here. A child that dies or hangs is a
   connectivity failure like a database that does not answer: the batch is kept and retried.
+- With a spool, every queued event is first appended to the recorder's journal there
+  (:mod:`modelgate.inventory.journal`) and leaves it once committed: a process killed with
+  its batch still queued (SIGKILL, out of memory) loses nothing, the next recorder on the
+  directory replays what it left.
 - When the database does not answer, the events are kept (in memory, and in the spool when one
   is configured, so a restart does not lose them) and retried with exponential backoff.
 - An event the database refuses for its content (retrying will not help) is written as a bare
@@ -45,7 +49,7 @@ from typing import TypedDict
 from sqlalchemy import exc
 
 from modelgate.events import AdmissionEvent, SubmittedEvent, event_to_json
-from modelgate.inventory import migrate
+from modelgate.inventory import journal, migrate
 from modelgate.inventory.db import (
     Database,
     DatabaseUnavailable,
@@ -55,6 +59,7 @@ from modelgate.inventory.db import (
     one_line,
     redact,
 )
+from modelgate.inventory.journal import Journal
 from modelgate.inventory.spool import Spool
 from modelgate.inventory.writer import WriteFailed, WriterProcess
 from modelgate.inventory.writes import apply_events, write_decision
@@ -113,6 +118,13 @@ class Recorder:
                 self.spool = Spool(Path(spool_path))
             except OSError as e:  # keep serving: events are then kept in memory only
                 log.error("spool directory %s unusable (%s): no spool", spool_path, e)
+        #: queued events on disk until committed (a killed process loses none of them)
+        self.journal = (
+            Journal(self.spool.dir, self.spool.host, self.spool.token)
+            if self.spool is not None
+            else None
+        )
+        self._journal_failing = False
         self.batch_size = max(1, batch_size)
         #: how long the writer waits for a batch to fill after its first event
         self.batch_seconds = max(0.0, batch_seconds)
@@ -156,12 +168,25 @@ class Recorder:
                 self._spill([item], reason="database unavailable", sync=False)
                 return
             self._ensure_writer()
+            if self.journal is not None:
+                self._journal(item)
             try:
                 self._queue.put_nowait(item)
             except queue.Full:
                 self._spill([item], reason="queue full", sync=False)
         except Exception:  # the webhook must never fail because of the inventory
             log.exception("could not queue an admission event")
+
+    def _journal(self, item: SubmittedEvent) -> None:
+        assert self.journal is not None
+        try:
+            self.journal.add(item)
+        except OSError as e:  # still queued: recorded unless the process dies first
+            if not self._journal_failing:
+                log.error("cannot write the recorder's journal in %s: %s", self.journal.dir, e)
+            self._journal_failing = True
+        else:
+            self._journal_failing = False
 
     def record(self, event: AdmissionEvent) -> None:
         """Write ``event`` synchronously (CLI, tests). Raises :class:`DatabaseUnavailable`."""
@@ -205,6 +230,8 @@ class Recorder:
             self._backlog.clear()
         if left:
             self._spill(left, reason="recorder closed", keep_in_memory=False)
+        if self.journal is not None:
+            self.journal.close()
         if self.spool is not None:
             self.spool.close()
         if self.writer is not None:
@@ -283,6 +310,8 @@ class Recorder:
                 with self._lock:
                     self._counts["spooled"] += n
                     self._spool_pending += n
+                if self.journal is not None:
+                    self.journal.done(items)  # kept in the spool now
                 return
         if not keep_in_memory:
             with self._lock:
@@ -426,6 +455,21 @@ class Recorder:
                     self._spool_pending = max(0, self._spool_pending - len(items))
             if items:
                 log.info("replayed %d spooled admission events from %s", len(items), path.name)
+        for path in self.spool.claim_journals():
+            items = list(journal.read(path))
+            for start in range(0, len(items), self.batch_size):
+                try:
+                    self._write(items[start : start + self.batch_size], count=False)
+                except _Unavailable as e:  # the segment stays claimed; replay is idempotent
+                    raise DatabaseUnavailable(str(e)) from e.__cause__
+            path.unlink(missing_ok=True)
+            if items:
+                log.info(
+                    "replayed the journal of a stopped process (%s): %d events, those not "
+                    "recorded yet were written",
+                    path.name,
+                    len(items),
+                )
 
     def _write(self, batch: Sequence[SubmittedEvent], count: bool = True) -> None:
         """Write ``batch`` in one transaction; on a data error, event by event. Raises only
@@ -441,12 +485,18 @@ class Recorder:
                     self._write_one(item, count)
                 except Exception as e2:
                     if _connectivity(e2):
+                        if self.journal is not None:
+                            self.journal.done(batch[:n])
                         raise _Unavailable(list(batch[n:]), one_line(e2)) from e2
                     raise
+            if self.journal is not None:
+                self.journal.done(batch)
             return
         if count:
             with self._lock:
                 self._counts["written"] += len(batch)
+        if self.journal is not None:
+            self.journal.done(batch)
 
     def _write_one(self, item: SubmittedEvent, count: bool) -> None:
         try:

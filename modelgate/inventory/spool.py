@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from modelgate.events import SubmittedEvent, event_from_json, event_to_json
+from modelgate.inventory import journal
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Spool:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.token = uuid.uuid4().hex[:12]
+        self.host = _HOST
         self._lock = threading.Lock()
         self._replay_seq = 0
         _LIVE_TOKENS.add(self.token)
@@ -87,6 +89,33 @@ class Spool:
                 except OSError:
                     continue  # another process claimed it first
             claimed.append((target, own))
+        return claimed
+
+    def claim_journals(self) -> list[Path]:
+        """Rename the journal segments of dead processes (and closed recorders) to private
+        names for replay (see :mod:`modelgate.inventory.journal`); with this recorder's own
+        earlier claims that a replay did not finish. Its own live segments stay."""
+        claimed: list[Path] = []
+        for path in sorted(self.dir.glob("*.bin")):
+            parts = path.stem.split("__")
+            if len(parts) < 5 or parts[0] not in (journal.PREFIX, "jreplay"):
+                continue
+            if parts[3] == self.token:
+                if parts[0] == "jreplay":
+                    claimed.append(path)
+                continue
+            if not self._claimable(path, parts[1], parts[2], parts[3]):
+                continue
+            with self._lock:
+                self._replay_seq += 1
+                target = self.dir / (
+                    f"jreplay__{_HOST}__{os.getpid()}__{self.token}__{self._replay_seq}.bin"
+                )
+                try:
+                    os.rename(path, target)
+                except OSError:
+                    continue  # another process claimed it first
+            claimed.append(target)
         return claimed
 
     def _claimable(self, path: Path, host: str, pid_text: str, token: str) -> bool:

@@ -145,6 +145,37 @@ def test_postgres_down_and_webhook_killed_loses_no_admitted_decision(
     assert _uids(url) >= sent  # 0 admitted decisions lost
 
 
+def test_webhook_killed_under_load_loses_no_queued_decision(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """The database answers, but the webhook is SIGKILLed (the OOM killer, say) while reviews
+    arrive: the decisions queued for the next batch are in the recorder's journal on the
+    spool volume, and the restarted webhook records every review it answered."""
+    url = postgres.url(postgres.create_database())
+    migrate.upgrade(url)
+    spool = tmp_path / "spool"
+    env = clean_env(MODELGATE_DATABASE_URL=url, MODELGATE_SPOOL_DIR=str(spool))
+    serve = Serve(tmp_path, env, ["--workers", "2", "--threads", "4"]).start()
+    bodies = [("ok", review(deployment("m", annotations=COMPLIANT))),
+              ("bad", review(deployment("m", annotations=NON_COMPLIANT)))]  # fmt: skip
+    try:
+        with Load(serve, bodies, threads=6) as load:
+            time.sleep(2)
+            serve.kill()  # no grace: nothing is flushed
+    finally:
+        serve.kill()
+    answered = {a[1] for a in load.answers if a[3] == 200}
+    assert len(answered) > 20
+    restarted = Serve(tmp_path, env, ["--workers", "2", "--threads", "4"], certs=serve.certs)
+    restarted.start()
+    try:
+        assert _wait_for(lambda: _uids(url) >= answered, 30), len(answered - _uids(url))
+        assert _wait_for(lambda: not list(spool.glob("*.bin")), 10)  # replayed, removed
+    finally:
+        restarted.stop()
+    assert _uids(url) >= answered  # every answered review recorded
+
+
 def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_decision(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
