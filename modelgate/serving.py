@@ -31,6 +31,13 @@ from modelgate.settings import Settings
 
 log = logging.getLogger("modelgate.serving")
 
+#: the read buffer of each TLS connection in the workers' event loops (asyncio's SSLProtocol
+#: allocates 256 KiB per connection; one TLS record is at most 16 KiB). A connection the
+#: client has closed is released only when Hypercorn's keep-alive timer for it fires, so
+#: clients that open many short connections kept ~290 KB each alive for
+#: MODELGATE_READ_TIMEOUT_SECONDS (500 of them: 146 MiB); with this, ~35 KB.
+TLS_READ_BUFFER_BYTES = 16 * 1024
+
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]
     """gunicorn running ``factory(settings)`` in each worker with the given options."""
@@ -193,6 +200,7 @@ def _worker(app_factory: Callable[[], Any], config: ServerConfig, sockets: Any) 
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides, with SIGTERM
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _small_tls_buffers()
     app = app_factory()
 
     async def main() -> None:
@@ -207,6 +215,15 @@ def _worker(app_factory: Callable[[], Any], config: ServerConfig, sockets: Any) 
 
     asyncio.run(main())
     return 0
+
+
+def _small_tls_buffers() -> None:
+    """:data:`TLS_READ_BUFFER_BYTES` for every TLS connection of this (worker) process."""
+    from asyncio import sslproto
+
+    protocol = getattr(sslproto, "SSLProtocol", None)
+    if protocol is not None and isinstance(getattr(protocol, "max_size", None), int):
+        protocol.max_size = TLS_READ_BUFFER_BYTES
 
 
 def _signal(pid: int, signum: int) -> None:

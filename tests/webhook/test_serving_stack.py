@@ -88,6 +88,45 @@ def _closed_by_server(sock: ssl.SSLSocket, within: float) -> bool:
         return True
 
 
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_many_short_connections_do_not_pile_up_memory(server: Serve) -> None:
+    """Clients that open a connection per review (no keep-alive) leave each connection's
+    state until its keep-alive timer fires: it must be small (asyncio's 256 KiB TLS read
+    buffer each made 400 of them ~115 MiB over two workers; now ~20 MiB)."""
+    assert server.certs is not None
+    context = ssl.create_default_context(cafile=str(server.certs.ca_cert))
+    request = _raw_post(_review_bytes("short"))
+
+    def once(_: int) -> bytes:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer.split(b"\r\n", 1)[0]
+
+    with ThreadPoolExecutor(4) as pool:  # warm up: imports, first allocations
+        list(pool.map(once, range(40)))
+    workers = sorted(server.workers())
+    before = sum(_rss_mib(pid) for pid in workers)
+    with ThreadPoolExecutor(16) as pool:
+        statuses = set(pool.map(once, range(400)))
+    assert statuses == {b"HTTP/1.1 200 "}, statuses
+    grown = sum(_rss_mib(pid) for pid in workers) - before
+    assert grown < 50, f"{len(workers)} workers grew by {grown:.0f} MiB for 400 connections"
+
+
 def test_slow_clients_are_cut_off_while_others_are_answered(server: Serve) -> None:
     body = _review_bytes("slow")
     partial_headers = b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Ty"
