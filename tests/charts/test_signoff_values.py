@@ -76,13 +76,14 @@ def test_kubernetes_identity_binds_the_dashboard_to_auth_delegator(option: str) 
         for b in by_kind(render(), "ClusterRoleBinding")
         if b["roleRef"]["name"].startswith("system:")
     ]
+    on = {option: "true", "dashboard.enabled": "true"}  # the binding is the dashboard's
     bindings = [
         b
-        for b in by_kind(render(sets={option: "true"}), "ClusterRoleBinding")
+        for b in by_kind(render(sets=on), "ClusterRoleBinding")
         if b["roleRef"]["name"] == "system:auth-delegator"
     ]
     assert [s["name"] for s in bindings[0]["subjects"]] == ["mg-modelgate-dashboard"]
-    named = render(sets={option: "true", "auth.serviceAccountName": "api"})
+    named = render(sets={**on, "auth.serviceAccountName": "api"})
     subjects = [
         s["name"]
         for b in by_kind(named, "ClusterRoleBinding")

@@ -34,7 +34,11 @@ def _token(cluster: Cluster, sa: str) -> str:
 def rbac(kube_cluster: Cluster) -> dict[str, Any]:
     """The chart's ClusterRoles and auth-delegator binding, service accounts and bindings."""
     objs = render(
-        sets={"auth.kubernetesTokens": "true", "auth.kubernetesAuthorization": "true"},
+        sets={
+            "auth.kubernetesTokens": "true",
+            "auth.kubernetesAuthorization": "true",
+            "dashboard.enabled": "true",  # the auth-delegator binding comes with the dashboard
+        },
         release=RELEASE,
         namespace=NS,
     )
