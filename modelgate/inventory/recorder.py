@@ -442,13 +442,7 @@ class Recorder:
             return
         for path, own in self.spool.claim():
             items = list(Spool.read(path))
-            for start in range(0, len(items), self.batch_size):
-                chunk = items[start : start + self.batch_size]
-                try:
-                    self._write(chunk, count=False)
-                except _Unavailable as e:  # the file stays claimed; replay is idempotent
-                    raise DatabaseUnavailable(str(e)) from e.__cause__
-            path.unlink(missing_ok=True)
+            self._replay(items, path)
             with self._lock:
                 if own:
                     self._counts["written"] += len(items)
@@ -457,12 +451,7 @@ class Recorder:
                 log.info("replayed %d spooled admission events from %s", len(items), path.name)
         for path in self.spool.claim_journals():
             items = list(journal.read(path))
-            for start in range(0, len(items), self.batch_size):
-                try:
-                    self._write(items[start : start + self.batch_size], count=False)
-                except _Unavailable as e:  # the segment stays claimed; replay is idempotent
-                    raise DatabaseUnavailable(str(e)) from e.__cause__
-            path.unlink(missing_ok=True)
+            self._replay(items, path)
             if items:
                 log.info(
                     "replayed the journal of a stopped process (%s): %d events, those not "
@@ -470,6 +459,16 @@ class Recorder:
                     path.name,
                     len(items),
                 )
+
+    def _replay(self, items: list[SubmittedEvent], path: Path) -> None:
+        """Write the events of a claimed spool file or journal segment, then remove it; when
+        the database does not answer it stays claimed (replay is idempotent by event id)."""
+        for start in range(0, len(items), self.batch_size):
+            try:
+                self._write(items[start : start + self.batch_size], count=False)
+            except _Unavailable as e:
+                raise DatabaseUnavailable(str(e)) from e.__cause__
+        path.unlink(missing_ok=True)
 
     def _write(self, batch: Sequence[SubmittedEvent], count: bool = True) -> None:
         """Write ``batch`` in one transaction; on a data error, event by event. Raises only
