@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,49 @@ def decode_result(doc: Any, digest: str) -> PolicyResult:
         enforcement=str(enforcement),
         bundle_digest=digest,
     )
+
+
+#: a trivial input (a ConfigMap) every bundle must answer before it serves
+SMOKE_INPUT: dict[str, Any] = {
+    "mode": "evaluate",
+    "now": "2000-01-01T00:00:00Z",
+    "today": "2000-01-01",
+    "request": {},
+    "workload": {
+        "api_version": "v1",
+        "kind": "ConfigMap",
+        "name": "smoke",
+        "namespace": "default",
+        "labels": {},
+        "annotations": {},
+        "templates": [],
+        "containers": [],
+        "images": [],
+        "storage_uris": [],
+        "metadata": {},
+        "metadata_sources": {},
+        "model_label": False,
+        "controlled": False,
+        "owner_references": [],
+    },
+    "namespace": {"name": "default", "labels": {}},
+    "enforcement": None,
+}
+
+
+def smoke_test(bundle: Bundle, answer: Callable[[Mapping[str, Any]], Any]) -> None:
+    """Refuse (BundleError) a compiled ``bundle`` that cannot answer :data:`SMOKE_INPUT`
+    through ``answer`` (the engine's evaluation of ``data.modelgate.admission``), or answers
+    without its digest."""
+    try:
+        decode_result(answer(SMOKE_INPUT), bundle.digest)
+    except StaleBundle as e:
+        raise BundleError(
+            f"policy bundle in {bundle.root} does not answer its digest ({e}): the entry "
+            "package must define `bundle_digest := data.modelgate.bundle.digest`"
+        ) from e
+    except EvaluationError as e:
+        raise BundleError(f"policy bundle in {bundle.root} gives no usable answer: {e}") from e
 
 
 class ReloadingEngine:

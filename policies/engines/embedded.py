@@ -45,37 +45,10 @@ from policies.engines.base import (
     EvaluationError,
     EvaluationTimeout,
     EvaluatorCrashed,
-    StaleBundle,
 )
-from policies.engines.common import ENTRYPOINT, ReloadingEngine, decode_result
+from policies.engines.common import ENTRYPOINT, ReloadingEngine, smoke_test
 
 log = logging.getLogger(__name__)
-
-_SMOKE_INPUT: dict[str, Any] = {
-    "mode": "evaluate",
-    "now": "2000-01-01T00:00:00Z",
-    "today": "2000-01-01",
-    "request": {},
-    "workload": {
-        "api_version": "v1",
-        "kind": "ConfigMap",
-        "name": "smoke",
-        "namespace": "default",
-        "labels": {},
-        "annotations": {},
-        "templates": [],
-        "containers": [],
-        "images": [],
-        "storage_uris": [],
-        "metadata": {},
-        "metadata_sources": {},
-        "model_label": False,
-        "controlled": False,
-        "owner_references": [],
-    },
-    "namespace": {"name": "default", "labels": {}},
-    "enforcement": None,
-}
 
 
 _ERROR_RE = re.compile(r"\(error \d+:([^|\s()]+)\|(\d+)\|\d+\s*\(errormsg \d+:([^)]*)\)")
@@ -223,16 +196,7 @@ def _run(interpreter: Interpreter, program: Any, input_json: str) -> Any:
 
 def _smoke(program: Any, bundle: Bundle) -> None:
     """A bundle that cannot answer for a trivial input, or without its digest, is refused."""
-    try:
-        doc = _run(Interpreter(), program, json.dumps(_SMOKE_INPUT))
-        decode_result(doc, bundle.digest)
-    except StaleBundle as e:
-        raise BundleError(
-            f"policy bundle in {bundle.root} does not answer its digest ({e}): the entry "
-            "package must define `bundle_digest := data.modelgate.bundle.digest`"
-        ) from e
-    except EvaluationError as e:
-        raise BundleError(f"policy bundle in {bundle.root} gives no usable answer: {e}") from e
+    smoke_test(bundle, lambda policy_input: _run(Interpreter(), program, json.dumps(policy_input)))
 
 
 def _bundle_message(bundle: Bundle) -> bytes:
