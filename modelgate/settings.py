@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 import yaml
 
-EngineName = Literal["embedded", "opa"]
+from policies.engines import ENGINE_NAMES
+
+EngineName = Literal["embedded", "opa", "opa-inprocess"]
 FailureMode = Literal["closed", "open"]
 ApprovalSource = Literal["inventory", "annotation"]
 
@@ -189,8 +191,10 @@ def _convert(name: str, raw: Any) -> Any:
             converted = int(raw)
     except (TypeError, ValueError) as e:
         raise SettingsError(f"setting {name} has an invalid value {raw!r}") from e
-    if name == "policy_engine" and raw not in ("embedded", "opa"):
-        raise SettingsError(f"MODELGATE_POLICY_ENGINE must be 'embedded' or 'opa', not {raw!r}")
+    if name == "policy_engine" and raw not in ENGINE_NAMES:
+        raise SettingsError(
+            f"MODELGATE_POLICY_ENGINE must be one of {', '.join(ENGINE_NAMES)}, not {raw!r}"
+        )
     if name == "approval_source" and raw not in ("inventory", "annotation"):
         raise SettingsError(
             f"MODELGATE_APPROVAL_SOURCE must be 'inventory' or 'annotation', not {raw!r}"

@@ -41,7 +41,7 @@ def test_numbers_and_log_level_are_converted() -> None:
         ("MODELGATE_MAX_REQUEST_BYTES", "0", "must be positive"),
         ("MODELGATE_MAX_REQUEST_BYTES", "3MB", "invalid value '3MB'"),
         ("MODELGATE_POLICY_RELOAD_SECONDS", "-2", "must be 0 or more"),
-        ("MODELGATE_POLICY_ENGINE", "wasm", "'embedded' or 'opa'"),
+        ("MODELGATE_POLICY_ENGINE", "wasm", "one of embedded, opa, opa-inprocess"),
         ("MODELGATE_FAILURE_MODE", "maybe", "'closed' or 'open'"),
         ("MODELGATE_AUTO_MIGRATE", "perhaps", "invalid value 'perhaps'"),
     ],

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: the engines :func:`create_engine` builds
-ENGINE_NAMES = ("embedded", "opa")
+ENGINE_NAMES = ("embedded", "opa", "opa-inprocess")
 
 
 def create_engine(
@@ -43,11 +43,11 @@ def create_engine(
     timeout: float = 2.0,
     evaluators: int = 2,
 ) -> PolicyEngine:
-    """The engine ``kind`` names (``embedded`` or ``opa``) with the bundle of ``policy_dir``
-    loaded (``ready()`` is False when that first load failed). ``timeout`` is the default
-    deadline of one evaluation; ``opa_url`` the OPA server (``opa`` only); ``evaluators`` the
-    number of rego-cpp processes (``embedded`` only). Call ``start_watching(interval)`` on the
-    result to follow edits of the directory."""
+    """The engine ``kind`` names (``embedded``, ``opa`` or ``opa-inprocess``) with the bundle
+    of ``policy_dir`` loaded (``ready()`` is False when that first load failed). ``timeout``
+    is the default deadline of one evaluation; ``opa_url`` the OPA server (``opa`` only);
+    ``evaluators`` the number of rego-cpp processes (``embedded`` only). Call
+    ``start_watching(interval)`` on the result to follow edits of the directory."""
     if kind == "opa":
         from policies.engines.opa import OpaEngine
 
@@ -56,4 +56,8 @@ def create_engine(
         from policies.engines.embedded import EmbeddedEngine
 
         return EmbeddedEngine(Path(policy_dir), timeout=timeout, evaluators=evaluators)
+    if kind == "opa-inprocess":
+        from policies.engines.inprocess import InProcessOpaEngine
+
+        return InProcessOpaEngine(Path(policy_dir), timeout=timeout)
     raise ValueError(f"unknown policy engine {kind!r} (one of {', '.join(ENGINE_NAMES)})")

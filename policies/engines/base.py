@@ -1,4 +1,5 @@
-"""The policy engine seam: one ``Protocol``, two implementations (embedded, opa)."""
+"""The policy engine seam: one ``Protocol``, three implementations (embedded, opa,
+opa-inprocess)."""
 
 from __future__ import annotations
 

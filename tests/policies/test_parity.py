@@ -1,4 +1,5 @@
-"""Both engines give identical decisions: every sample manifest plus generated variations."""
+"""The engines give identical decisions: every sample manifest plus generated variations
+(rego-cpp against an OPA server, OPA in-process against the OPA server)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from modelgate.policy_input import PolicyInput
 from policies.config import PolicyConfig
 from policies.engines.base import PolicyResult
 from policies.engines.embedded import EmbeddedEngine
+from policies.engines.inprocess import InProcessOpaEngine
 from policies.engines.opa import OpaEngine
 from tests.policies.registry_cases import CLUSTER, registry_inputs
 from tests.policies.samples import (
@@ -38,6 +40,14 @@ CASES: dict[str, PolicyInput] = {
 @pytest.fixture(scope="module")
 def opa_engine(opa_server: str) -> Iterator[OpaEngine]:
     engine = OpaEngine(POLICY_DIR, opa_server, timeout=10)
+    assert engine.ready(), engine.last_error
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def inprocess_engine() -> Iterator[InProcessOpaEngine]:
+    engine = InProcessOpaEngine(POLICY_DIR, timeout=10)
     assert engine.ready(), engine.last_error
     yield engine
     engine.close()
@@ -70,10 +80,11 @@ def test_hidden_field_is_denied_naming_it_not_evaluated(
         assert not any("missing required annotation" in d for d in result.deny), result.deny
 
 
-def test_both_engines_serve_the_same_bundle(
-    embedded: EmbeddedEngine, opa_engine: OpaEngine
+def test_the_engines_serve_the_same_bundle(
+    embedded: EmbeddedEngine, opa_engine: OpaEngine, inprocess_engine: InProcessOpaEngine
 ) -> None:
     assert embedded.bundle_digest == opa_engine.bundle_digest != ""
+    assert inprocess_engine.bundle_digest == opa_engine.bundle_digest
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -82,6 +93,13 @@ def test_engines_agree(embedded: EmbeddedEngine, opa_engine: OpaEngine, case: st
     ours: PolicyResult = embedded.evaluate(policy_input)
     theirs: PolicyResult = opa_engine.evaluate(policy_input)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_opa_in_process_agrees_with_the_opa_server(
+    inprocess_engine: InProcessOpaEngine, opa_engine: OpaEngine, case: str
+) -> None:
+    assert inprocess_engine.evaluate(CASES[case]) == opa_engine.evaluate(CASES[case])
 
 
 def test_engines_agree_on_fields_required_per_tier(opa_server: str, tmp_path: Path) -> None:
@@ -110,14 +128,18 @@ def test_engines_agree_on_fields_required_per_tier(opa_server: str, tmp_path: Pa
     }
     embedded = EmbeddedEngine(policy_dir)
     opa = OpaEngine(policy_dir, opa_server, timeout=10)
+    inprocess = InProcessOpaEngine(policy_dir, timeout=10)
     try:
         assert embedded.ready() and opa.ready(), (embedded.last_error, opa.last_error)
+        assert inprocess.ready(), inprocess.last_error
         results = {name: embedded.evaluate(i) for name, i in cases.items()}
         for name, policy_input in cases.items():
             assert results[name] == opa.evaluate(policy_input), name
+            assert results[name] == inprocess.evaluate(policy_input), name
     finally:
         embedded.close()
         opa.close()
+        inprocess.close()
     assert not results["high-undocumented"].allowed
     assert sorted(results["high-undocumented"].deny) == [
         f'missing annotation "modelgate.dev/{f}" required for risk tier "high": {hint}'

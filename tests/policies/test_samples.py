@@ -15,6 +15,7 @@ import yaml
 
 from policies.engines.base import PolicyEngine
 from policies.engines.embedded import EmbeddedEngine
+from policies.engines.inprocess import InProcessOpaEngine
 from policies.engines.opa import OpaEngine
 from tests.policies.samples import EXAMPLES, POLICY_DIR, sample_inputs
 
@@ -32,11 +33,13 @@ def _inputs_by_file() -> dict[str, Any]:
     return {key.split("#")[0]: value for key, value in sample_inputs().items()}
 
 
-@pytest.fixture(scope="module", params=["embedded", "opa"])
+@pytest.fixture(scope="module", params=["embedded", "opa", "opa-inprocess"])
 def sample_engine(request: pytest.FixtureRequest) -> Iterator[PolicyEngine]:
     engine: PolicyEngine
     if request.param == "embedded":
         engine = EmbeddedEngine(POLICY_DIR)
+    elif request.param == "opa-inprocess":
+        engine = InProcessOpaEngine(POLICY_DIR, timeout=5)
     else:
         engine = OpaEngine(POLICY_DIR, request.getfixturevalue("opa_server"), timeout=5)
     assert engine.ready(), engine.last_error

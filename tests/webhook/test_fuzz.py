@@ -1,6 +1,7 @@
-"""Hostile metadata against a real ``modelgate serve`` (embedded engine, default limits): every
-review is answered within the deadline, no worker dies, and the next compliant review is
-admitted. The values are generated (seeded, so a failure can be replayed)."""
+"""Hostile metadata against a real ``modelgate serve`` (default limits; the embedded engine, and
+OPA's evaluator in-process): every review is answered within the deadline, no worker dies, and
+the next compliant review is admitted. The values are generated (seeded, so a failure can be
+replayed)."""
 
 from __future__ import annotations
 
@@ -63,12 +64,15 @@ def _hostile(rng: random.Random) -> dict[str, str]:
     return {P + field: "\ud800" + _text(rng, 50)}  # a lone surrogate (escaped in JSON)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+@pytest.fixture(scope="module", params=["embedded", "opa-inprocess"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Serve]:
     workdir = tmp_path_factory.mktemp("fuzz")
     env = clean_env(
         MODELGATE_DATABASE_URL=f"sqlite:///{workdir / 'inventory.db'}",
         MODELGATE_POLICY_TIMEOUT_SECONDS=str(POLICY_TIMEOUT),
+        MODELGATE_POLICY_ENGINE=request.param,
     )
     subprocess.run(modelgate("db", "upgrade"), env=env, cwd=workdir, check=True)
     serve = Serve(workdir, env, ["--workers", "2", "--threads", "4"]).start()
