@@ -1,8 +1,23 @@
 # syntax=docker/dockerfile:1
 # The modelgate image used by charts/modelgate: webhook (`modelgate serve`), migrations
 # (`modelgate db upgrade`), the auditor (`modelgate audit`) and the read-only dashboard
-# (`modelgate dashboard`). Multi-stage, runs as non-root.
+# (`modelgate dashboard`), with libmodelgate_opa.so for the `opa-inprocess` policy engine.
+# Multi-stage, runs as non-root.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# the Go toolchain of the opalib stage: bookworm like the runtime (the cgo library links the
+# same glibc), and at least the `go` release policies/engines/opalib/go.mod names
+ARG GO_IMAGE=golang:1.26.8-bookworm
+
+# ---- opalib: OPA's evaluator as a C shared library (the `opa-inprocess` engine), built as
+# scripts/tools/15-opalib.sh builds it; OPA's release is pinned by the module's go.mod/go.sum
+FROM ${GO_IMAGE} AS opalib
+ENV CGO_ENABLED=1 GOWORK=off GOFLAGS=-mod=readonly GOTOOLCHAIN=local
+WORKDIR /src/opalib
+COPY policies/engines/opalib/go.mod policies/engines/opalib/go.sum ./
+RUN go mod download
+COPY policies/engines/opalib/ ./
+RUN go build -buildmode=c-shared -trimpath -ldflags "-s -w" -o /out/libmodelgate_opa.so . \
+ && rm -f /out/libmodelgate_opa.h
 
 # ---- build: install modelgate (with the auditor extras) into a self-contained venv
 FROM ${PYTHON_IMAGE} AS build
@@ -27,6 +42,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/modelgate --create-home \
       --shell /usr/sbin/nologin modelgate
 COPY --from=build /opt/modelgate /opt/modelgate
+# where policies/engines/inprocess.py looks for it (MODELGATE_OPA_LIBRARY unset); root-owned,
+# read-only for the unprivileged user
+COPY --from=opalib --chown=0:0 --chmod=0644 /out/libmodelgate_opa.so /usr/local/lib/modelgate/libmodelgate_opa.so
 # the default bundle; the chart mounts its ConfigMap over this directory
 COPY policies/modelgate /etc/modelgate/policies/modelgate
 ENV PATH=/opt/modelgate/bin:$PATH \

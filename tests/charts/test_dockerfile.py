@@ -100,3 +100,62 @@ def test_image_holds_what_every_chart_command_needs() -> None:
     assert f"EXPOSE {values['containerPort']}" in INSTRUCTIONS
     # Apache-2.0 travels with the image (setuptools puts it in the installed dist-info)
     assert re.search(r"^COPY [^\n]*\bLICENSE\b", DOCKERFILE, re.M)
+
+
+def _stages() -> dict[str, list[str]]:
+    """The instructions of each named stage (``FROM ... AS name``), in order."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for ln in INSTRUCTIONS:
+        m = re.match(r"^FROM\s+\S+\s+AS\s+(\S+)$", ln, re.I)
+        if m:
+            current = stages.setdefault(m.group(1), [])
+        elif current is not None:
+            current.append(ln)
+    return stages
+
+
+def test_opalib_stage_builds_the_in_process_opa_library_like_make_tools() -> None:
+    """The `opa-inprocess` engine loads libmodelgate_opa.so: the image builds it from
+    policies/engines/opalib with the official Go image, as scripts/tools/15-opalib.sh does."""
+    go = re.search(r"^ARG GO_IMAGE=(\S+)$", DOCKERFILE, re.M)
+    assert go is not None, "no ARG GO_IMAGE"
+    m = re.fullmatch(r"golang:(\d+)\.(\d+)\.(\d+)-(\w+)", go.group(1))
+    assert m, f"Go image not pinned to a release of the official image: {go.group(1)}"
+    # cgo links glibc: the same Debian release as the runtime's Python image
+    python = re.search(r"^ARG PYTHON_IMAGE=\S+-(\w+)$", DOCKERFILE, re.M)
+    assert python is not None and m.group(4) == python.group(1) == "bookworm"
+    # at least the toolchain the module names (GOTOOLCHAIN=local: no download of another)
+    gomod = (REPO_ROOT / "policies" / "engines" / "opalib" / "go.mod").read_text(encoding="utf-8")
+    need = re.search(r"^go (\d+)\.(\d+)(?:\.(\d+))?$", gomod, re.M)
+    assert need is not None
+    have = tuple(int(g) for g in m.groups()[:3])
+    assert have >= tuple(int(g or 0) for g in need.groups())
+
+    assert "FROM ${GO_IMAGE} AS opalib" in INSTRUCTIONS
+    stage = _stages()["opalib"]
+    env = " ".join(ln for ln in stage if ln.startswith("ENV "))
+    for setting in ("CGO_ENABLED=1", "GOWORK=off", "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local"):
+        assert setting in env.split(), setting
+    copies = [ln.split()[1:-1] for ln in stage if ln.startswith("COPY ")]
+    assert ["policies/engines/opalib/"] in copies, copies
+    build = next(ln for ln in stage if ln.startswith("RUN go build"))
+    for flag in ("-buildmode=c-shared", "-trimpath", '-ldflags "-s -w"'):
+        assert flag in build, flag
+    assert "-o /out/libmodelgate_opa.so ." in build
+
+
+def test_runtime_stage_holds_the_library_where_the_engine_looks() -> None:
+    from policies.engines.inprocess import LIBRARY_CANDIDATES
+
+    runtime = _stages()["runtime"]
+    copy = next(ln for ln in runtime if ln.startswith("COPY --from=opalib "))
+    parts = copy.split()
+    assert "--chown=0:0" in parts and "--chmod=0644" in parts
+    assert parts[-2:] == [
+        "/out/libmodelgate_opa.so",
+        "/usr/local/lib/modelgate/libmodelgate_opa.so",
+    ]
+    assert str(LIBRARY_CANDIDATES[-1]) == parts[-1]
+    # the runtime stage is the last one: it is the image
+    assert [ln for ln in INSTRUCTIONS if ln.startswith("FROM ")][-1].endswith(" AS runtime")

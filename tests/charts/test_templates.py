@@ -508,6 +508,50 @@ def test_opa_sidecar_mode_switches_the_engine_to_an_empty_loopback_opa() -> None
     assert opa["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def _containers(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    spec = one(objs, "Deployment")["spec"]["template"]["spec"]
+    return [*spec["containers"], *spec.get("initContainers", [])]
+
+
+def test_default_engine_is_the_opa_sidecar() -> None:
+    objs = render()
+    env = _env(_container(objs))
+    assert env["MODELGATE_POLICY_ENGINE"] == "opa"
+    assert env["MODELGATE_OPA_URL"] == "http://127.0.0.1:8181"
+    assert [c["name"] for c in _containers(objs)] == ["webhook", "opa"]
+
+
+@pytest.mark.parametrize("sidecar_values", [False, True], ids=["defaults", "opa-sidecar-ci"])
+def test_opa_in_process_loads_opa_into_the_webhook_without_a_sidecar(
+    sidecar_values: bool,
+) -> None:
+    files = [_ci("opa-sidecar")] if sidecar_values else []
+    objs = render(*files, base=not sidecar_values, sets={**NO_DASHBOARD, "opa.inProcess": "true"})
+    webhook = _container(objs)
+    env = _env(webhook)
+    assert env["MODELGATE_POLICY_ENGINE"] == "opa-inprocess"
+    assert "MODELGATE_OPA_URL" not in env
+    assert "MODELGATE_EVALUATORS" not in env  # rego-cpp's evaluator processes are not started
+    # the library is in the image (Dockerfile): nothing to point at, nothing else to run
+    assert "MODELGATE_OPA_LIBRARY" not in env
+    containers = _containers(objs)
+    assert [c["name"] for c in containers] == ["webhook"]
+    assert not [c for c in containers if "opa" in c["name"] or "opa" in c["image"]]
+    ports = {p["name"] for c in containers for p in c.get("ports", [])}
+    assert "opa-diag" not in ports
+    # the webhook still reads the mounted bundle itself
+    assert "policies" in {m["name"] for m in webhook["volumeMounts"]}
+
+
+def test_opa_in_process_is_ignored_without_opa() -> None:
+    objs = render(sets={"opa.enabled": "false", "opa.inProcess": "true"})
+    env = _env(_container(objs))
+    assert env["MODELGATE_POLICY_ENGINE"] == "embedded"
+    assert env["MODELGATE_EVALUATORS"] == "2"
+    assert "MODELGATE_OPA_URL" not in env
+    assert [c["name"] for c in _containers(objs)] == ["webhook"]
+
+
 # --------------------------------------------------------------------------- jobs, RBAC, network
 
 
