@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +31,9 @@ SLOW_RULE = (
 )
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[InProcessOpaEngine]:
-    engine = InProcessOpaEngine(POLICY_DIR, timeout=5)
-    assert engine.ready(), engine.last_error
-    yield engine
-    engine.close()
+@pytest.fixture
+def engine(inprocess_engine: InProcessOpaEngine) -> InProcessOpaEngine:
+    return inprocess_engine
 
 
 def _cpu_seconds() -> float:

@@ -45,14 +45,6 @@ def opa_engine(opa_server: str) -> Iterator[OpaEngine]:
     engine.close()
 
 
-@pytest.fixture(scope="module")
-def inprocess_engine() -> Iterator[InProcessOpaEngine]:
-    engine = InProcessOpaEngine(POLICY_DIR, timeout=10)
-    assert engine.ready(), engine.last_error
-    yield engine
-    engine.close()
-
-
 def test_cases_cover_allowed_denied_warned_and_non_models(embedded: EmbeddedEngine) -> None:
     results = [embedded.evaluate(i) for i in CASES.values()]
     assert len(CASES) >= 80
