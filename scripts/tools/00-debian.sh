@@ -4,7 +4,8 @@
 # pinned tools (10-opa.sh, 20-helm.sh, 30-kubernetes.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-pkgs=(postgresql etcd-server poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 openssl chromium)
+# gcc + libc6-dev: cgo, for Dex and libmodelgate_opa.so (50-dex.sh, 15-opalib.sh)
+pkgs=(postgresql etcd-server poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 openssl chromium gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

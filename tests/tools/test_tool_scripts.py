@@ -20,11 +20,16 @@ GO_MIN = next(
 )
 # what 00-debian.sh runs besides go (with every package installed, apt-get is never reached)
 SCRIPT_COMMANDS = ("dirname", "dpkg-query", "grep", "awk", "sort", "id")
+#: the opa-inprocess engine's library (scripts/tools/15-opalib.sh)
+OPA_LIBRARY = REPO_ROOT / ".tools" / "lib" / "libmodelgate_opa.so"
 
 
 def test_second_make_tools_run_rebuilds_nothing() -> None:
-    binaries = ["opa", "helm", "kube-apiserver", "kubectl", "verapdf", "hey"]
-    before = {b: (TOOLS_BIN / b).stat().st_mtime_ns for b in binaries}
+    binaries = [
+        TOOLS_BIN / b for b in ("opa", "helm", "kube-apiserver", "kubectl", "verapdf", "hey")
+    ]
+    binaries.append(OPA_LIBRARY)
+    before = {b: b.stat().st_mtime_ns for b in binaries}
     proc = subprocess.run(
         ["make", "--no-print-directory", "tools"],
         cwd=REPO_ROOT,
@@ -34,11 +39,11 @@ def test_second_make_tools_run_rebuilds_nothing() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for line in ("opa ", "helm ", "kubernetes ", "hey "):
+    for line in ("opa ", "libmodelgate_opa:", "helm ", "kubernetes ", "hey "):
         cached = [ln for ln in proc.stdout.splitlines() if ln.startswith(line)]
         assert cached and cached[-1].endswith("(cached)"), proc.stdout
     assert "go build" not in proc.stdout + proc.stderr
-    assert {b: (TOOLS_BIN / b).stat().st_mtime_ns for b in binaries} == before
+    assert {b: b.stat().st_mtime_ns for b in binaries} == before
 
 
 def _fake_go(bin_dir: Path, version: str, toolchain: str = "auto") -> None:
@@ -114,3 +119,26 @@ def test_missing_go_is_refused(tmp_path: Path) -> None:
     proc = _run_debian(str(_system_bin(tmp_path)))
     assert proc.returncode == 1
     assert "(no go on PATH)" in proc.stderr
+
+
+def test_an_edited_opalib_module_is_rebuilt() -> None:
+    """The library's stamp is the hash of its module's files: a checkout whose Go source
+    differs from the one the library was built from rebuilds it (an unchanged one does not)."""
+    stamp = OPA_LIBRARY.with_name(OPA_LIBRARY.name + ".stamp")
+    script = REPO_ROOT / "scripts" / "tools" / "15-opalib.sh"
+    saved = stamp.read_text()
+    try:
+        stamp.write_text("0" * 64 + "\n")  # as if built from other sources
+        proc = subprocess.run(
+            ["/bin/bash", str(script)], capture_output=True, text=True, timeout=600, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "libmodelgate_opa: built in" in proc.stdout
+        assert stamp.read_text() == saved
+        again = subprocess.run(
+            ["/bin/bash", str(script)], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert again.stdout.strip() == "libmodelgate_opa: ok (cached)", again.stdout
+    finally:
+        if stamp.read_text() != saved:
+            stamp.write_text(saved)
