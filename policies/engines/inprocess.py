@@ -1,7 +1,7 @@
 """The ``opa-inprocess`` engine: OPA's own Go evaluator, loaded into this process.
 
 ``libmodelgate_opa.so`` (built from :file:`policies/engines/opalib` by ``make tools``; in the
-image at ``/usr/local/lib/modelgate``) is OPA's ``rego`` package behind four C functions. The
+image at ``/usr/local/lib/modelgate``) is OPA's ``rego`` package behind five C functions. The
 bundle is compiled once per (re)load into a prepared query; an evaluation is one call, with
 the policy input as JSON, that releases the GIL while OPA evaluates (threads evaluate in
 parallel). So the decisions are OPA's (the same release the ``opa`` engine's server runs), with
